@@ -1,0 +1,52 @@
+/* amqp.h - RabbitMQ publisher (publisher confirms) and consumer (manual ack).
+ *
+ * Threading: an lc_amqp_pub and a consumer each own one connection and one
+ * channel and must be used by one thread at a time (create one per thread).
+ * URL: amqp://user:pass@host:port/vhost (vhost "%2f" = "/").
+ *
+ * Topology (declared idempotently by lc_amqp_declare_topology, see
+ * proto/topology.md): topic exchanges credit.events, chain.events,
+ * auth.events; quorum queues chain-svc.debits (credit.debit.committed) and
+ * credit-svc.chain-results (chain.transfer.*), each with a dead-letter queue
+ * <queue>.dlq via exchange dlx. */
+#ifndef LC_AMQP_H
+#define LC_AMQP_H
+
+#include <stdatomic.h>
+#include <stddef.h>
+#include "lc/err.h"
+
+typedef struct lc_amqp_pub lc_amqp_pub;
+
+/* Connects, opens channel 1 and enables confirm mode. *out is new. */
+int lc_amqp_pub_open(const char *url, lc_amqp_pub **out, char err[LC_ERR_LEN]);
+void lc_amqp_pub_close(lc_amqp_pub *pub);
+
+/* Publishes one persistent message (content-type application/json,
+ * message_id = msg_id, mandatory) and waits up to timeout_ms for the broker's
+ * confirm. Returns LC_OK only on basic.ack with no basic.return; otherwise
+ * LC_ERR_IO / LC_ERR_TIMEOUT (the caller retries later; the connection is
+ * then unusable: close and reopen). */
+int lc_amqp_publish(lc_amqp_pub *pub, const char *exchange, const char *routing_key,
+                    const char *msg_id, const char *body, size_t len, int timeout_ms,
+                    char err[LC_ERR_LEN]);
+
+/* Declares exchanges, queues, bindings and DLQs (idempotent). */
+int lc_amqp_declare_topology(const char *url, char err[LC_ERR_LEN]);
+
+/* Handler result: LC_OK -> ack; LC_ERR_PARAM -> reject without requeue
+ * (poison message goes to the DLQ); anything else -> nack with requeue after
+ * a short delay. Called only from the consumer's thread. */
+typedef int (*lc_amqp_handler)(void *ud, const char *routing_key, const char *msg_id,
+                               const char *body, size_t len);
+
+/* Consumes queue with prefetch until *stop becomes true, reconnecting with
+ * capped exponential backoff when the broker goes away. Acks only after the
+ * handler returns. Blocks the calling thread; returns LC_OK after stop. */
+int lc_amqp_consume(const char *url, const char *queue, int prefetch, lc_amqp_handler fn,
+                    void *ud, atomic_bool *stop);
+
+/* 1 when a connection to url can be opened now (for /readyz). */
+int lc_amqp_ping(const char *url);
+
+#endif

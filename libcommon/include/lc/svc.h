@@ -1,0 +1,57 @@
+/* svc.h - daemon lifecycle: signals, HTTP server start with limits, ops
+ * endpoints (/healthz, /readyz, /metrics), route priorities, counters.
+ *
+ * main() order: lc_global_init, lc_svc_block_signals (before any thread),
+ * lc_cfg_load, lc_log_init, pools, lc_svc_instance_init, routes,
+ * lc_svc_start, lc_svc_wait (returns on SIGINT/SIGTERM), stop workers, drain,
+ * ulfius_stop_framework, free. */
+#ifndef LC_SVC_H
+#define LC_SVC_H
+
+#include <stdatomic.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <ulfius.h>
+#include "lc/err.h"
+
+/* Route priorities (lower runs first). */
+enum { LC_PRIO_LIMITS = 0, LC_PRIO_AUTH = 1, LC_PRIO_PRE_APP = 2, LC_PRIO_APP = 3, LC_PRIO_POST = 4 };
+
+/* Set once a stop signal arrived; worker threads poll it. */
+extern atomic_bool lc_svc_stopping;
+
+/* Blocks SIGINT, SIGTERM, SIGHUP and ignores SIGPIPE in the calling thread
+ * (inherited by threads created afterwards). Call first in main(). */
+int lc_svc_block_signals(void);
+/* Waits (sigwait) for SIGINT/SIGTERM, sets lc_svc_stopping, returns the signal. */
+int lc_svc_wait(void);
+
+/* Initialises inst on bind_ip:port with max_body bytes (0 = 1 MiB) and adds a
+ * priority-LC_PRIO_LIMITS callback on every route answering 413 when
+ * Content-Length exceeds max_body (before the body is used). */
+int lc_svc_instance_init(struct _u_instance *inst, const char *bind_ip, int port,
+                         size_t max_body, char err[LC_ERR_LEN]);
+
+typedef int (*lc_ready_fn)(void *ud); /* 1 = ready */
+/* Adds GET /healthz (always 200 while running), GET /readyz (200 when
+ * ready(ud), else 503) and GET /metrics (Prometheus text of the counters). */
+int lc_svc_add_ops(struct _u_instance *inst, const char *app, lc_ready_fn ready, void *ud);
+
+/* Starts the framework (HTTPS when key_pem and cert_pem are PEM contents, not
+ * paths), with a connection limit and an idle timeout. */
+int lc_svc_start(struct _u_instance *inst, const char *key_pem, const char *cert_pem,
+                 unsigned int max_conns, unsigned int idle_timeout_s, char err[LC_ERR_LEN]);
+
+/* Registers an endpoint and checks the result (LC_ERR on failure). */
+int lc_svc_route(struct _u_instance *inst, const char *method, const char *path,
+                 unsigned int priority,
+                 int (*cb)(const struct _u_request *, struct _u_response *, void *), void *ud);
+
+/* Reads a whole (small, <= max) file into a new NUL-terminated buffer. */
+int lc_read_file(const char *path, size_t max, char **out, size_t *len, char err[LC_ERR_LEN]);
+
+/* Process-wide counters for /metrics (name must be a valid Prometheus metric
+ * name with optional {labels}; at most 128 distinct series). Thread-safe. */
+void lc_metric_add(const char *series, uint64_t v);
+
+#endif
