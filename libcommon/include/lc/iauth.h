@@ -7,7 +7,10 @@
  *   "v1\n" METHOD "\n" PATH_AND_QUERY "\n" user "\n" role "\n" scope "\n"
  *   request_id "\n" ts "\n" hex(SHA-256(body))
  * Daemons accept a request only with a valid signature and |now-ts| <= skew;
- * otherwise 401. Anonymous calls (signup/login) carry user "" and role "anon". */
+ * otherwise 401. Anonymous calls (signup/login) carry user "" and role "anon".
+ *
+ * secret/secret_len everywhere below: the bytes of the INTERNAL_SECRET string exactly as
+ * configured (the hex text itself, NOT hex-decoded), i.e. (const uint8_t *)s, strlen(s). */
 #ifndef LC_IAUTH_H
 #define LC_IAUTH_H
 

@@ -28,7 +28,10 @@ int lc_svc_wait(void);
 
 /* Initialises inst on bind_ip:port with max_body bytes (0 = 1 MiB) and adds a
  * priority-LC_PRIO_LIMITS callback on every route answering 413 when
- * Content-Length exceeds max_body (before the body is used). */
+ * Content-Length exceeds max_body (before the body is used), and a catch-all
+ * "*" endpoint at priority LC_PRIO_POST + 1 answering 404 problem+json: ulfius
+ * runs every matching endpoint, so without it an unknown path would get an
+ * empty 200 (handlers must return U_CALLBACK_COMPLETE once they answered). */
 int lc_svc_instance_init(struct _u_instance *inst, const char *bind_ip, int port,
                          size_t max_body, char err[LC_ERR_LEN]);
 

@@ -1,0 +1,117 @@
+/* gw_proxy.c - see gw_proxy.h. */
+#include "gw_proxy.h"
+
+#include <arpa/inet.h>
+#include <netinet/in.h>
+#include <stdio.h>
+#include <string.h>
+#include <sys/socket.h>
+#include <time.h>
+
+#include "lc/http.h"
+#include "lc/log.h"
+#include "lc/util.h"
+
+/* Request headers copied from the client to the daemon. */
+static const char *const FWD_REQ_HEADERS[] = {"Content-Type", "Idempotency-Key", "Origin",
+                                              "X-Requested-With", NULL};
+/* Response headers copied from the daemon to the client. */
+static const char *const FWD_RESP_HEADERS[] = {"Content-Type", "Set-Cookie", "Location",
+                                               "Retry-After", "Content-Disposition",
+                                               "WWW-Authenticate", "Idempotent-Replayed",
+                                               "Cache-Control", NULL};
+
+#define GW_MAX_FWD_HDR 24
+#define GW_HDR_LINE 1024
+
+void gw_proxy_client_ip(const struct _u_request *req, char *out, size_t outsz) {
+  lc_strlcpy(out, "unknown", outsz);
+  if (req->client_address == NULL)
+    return;
+  if (req->client_address->sa_family == AF_INET) {
+    const struct sockaddr_in *a = (const struct sockaddr_in *)(const void *)req->client_address;
+    inet_ntop(AF_INET, &a->sin_addr, out, (socklen_t)outsz);
+  } else if (req->client_address->sa_family == AF_INET6) {
+    const struct sockaddr_in6 *a = (const struct sockaddr_in6 *)(const void *)req->client_address;
+    inet_ntop(AF_INET6, &a->sin6_addr, out, (socklen_t)outsz);
+  }
+}
+
+/* Adds "Name: value" to lines when the client sent exactly that header once
+ * with a value free of CR/LF (ulfius already splits headers, this is defence
+ * in depth). */
+static int add_client_header(const struct _u_request *req, const char *name,
+                             char lines[][GW_HDR_LINE], int n) {
+  if (n >= GW_MAX_FWD_HDR || u_map_count_keys_case(req->map_header, name) != 1)
+    return n;
+  const char *v = u_map_get_case(req->map_header, name);
+  if (v == NULL || strpbrk(v, "\r\n") != NULL || strlen(v) > GW_HDR_LINE - 64)
+    return n;
+  snprintf(lines[n], GW_HDR_LINE, "%s: %s", name, v);
+  return n + 1;
+}
+
+int gw_proxy_forward(const gw_upstream *up, const struct _u_request *req, const lc_identity *id,
+                     int pass_cookie, struct _u_response *resp, char err[LC_ERR_LEN]) {
+  const char *path = req->http_url;
+  if (path == NULL || path[0] != '/')
+    return lc_err_set(err, LC_ERR_PARAM, "bad request target");
+
+  char url[2048];
+  int ul = snprintf(url, sizeof(url), "%s%s", up->base_url, path);
+  if (ul < 0 || (size_t)ul >= sizeof(url))
+    return lc_err_set(err, LC_ERR_TOO_LARGE, "request target too long");
+
+  lc_iauth_headers ih;
+  int rc = lc_iauth_sign(up->secret, up->secret_len, req->http_verb, path, id, req->binary_body,
+                         req->binary_body_length, (int64_t)time(NULL), &ih);
+  if (rc != LC_OK)
+    return lc_err_set(err, rc, "cannot sign internal request");
+
+  char lines[GW_MAX_FWD_HDR][GW_HDR_LINE];
+  int n = 0;
+  for (int i = 0; FWD_REQ_HEADERS[i] != NULL; i++)
+    n = add_client_header(req, FWD_REQ_HEADERS[i], lines, n);
+  if (pass_cookie)
+    n = add_client_header(req, "Cookie", lines, n);
+  char ip[64];
+  gw_proxy_client_ip(req, ip, sizeof(ip));
+  snprintf(lines[n++], GW_HDR_LINE, "X-Client-IP: %s", ip);
+  /* Disable curl's "Expect: 100-continue" round trip for bodies. */
+  snprintf(lines[n++], GW_HDR_LINE, "Expect:");
+
+  const char *hdrs[LC_IAUTH_NHDR + GW_MAX_FWD_HDR + 1];
+  int h = 0;
+  for (int i = 0; ih.ptr[i] != NULL; i++)
+    hdrs[h++] = ih.ptr[i];
+  for (int i = 0; i < n; i++)
+    hdrs[h++] = lines[i];
+  hdrs[h] = NULL;
+
+  lc_http_req hr = {
+      .method = req->http_verb,
+      .url = url,
+      .headers = hdrs,
+      .body = req->binary_body,
+      .body_len = req->binary_body_length,
+      .timeout_ms = up->timeout_ms,
+      .max_resp = up->max_resp,
+      .keep_headers = 1,
+  };
+  lc_http_resp hres = {0};
+  rc = lc_http_do(&hr, &hres, err);
+  if (rc != LC_OK) {
+    lc_http_resp_free(&hres);
+    return rc;
+  }
+
+  ulfius_set_binary_body_response(resp, (unsigned int)hres.status, hres.body ? hres.body : "",
+                                  hres.len);
+  char val[GW_HDR_LINE];
+  for (int i = 0; FWD_RESP_HEADERS[i] != NULL; i++) {
+    if (lc_http_resp_header(&hres, FWD_RESP_HEADERS[i], val, sizeof(val)) == LC_OK)
+      u_map_put(resp->map_header, FWD_RESP_HEADERS[i], val);
+  }
+  lc_http_resp_free(&hres);
+  return LC_OK;
+}

@@ -1,0 +1,76 @@
+#!/usr/bin/env bash
+# The whole test suite, as CI runs it (README: `make test`):
+#   1. services/up  - installs what is missing, builds, starts the whole local stack
+#   2. unit + integration tests (Check, through meson) against the running stack
+#   3. unit tests again under ASan+UBSan
+#   4. black-box end-to-end tests (tests/e2e/e2e.py) against the gateway and the chain
+# Ends with one line "N passed, N failed" (each Check test and each e2e check counts one).
+set -uo pipefail
+REPO=$(cd "$(dirname "$0")/.." && pwd)
+cd "$REPO"
+
+total_pass=0
+total_fail=0
+finish() {
+  echo "${total_pass} passed, ${total_fail} failed"
+  [ "$total_fail" -eq 0 ]
+  exit $?
+}
+
+if ! bash services/up; then
+  echo "services/up failed: the stack did not come up (see services/logs)"
+  total_fail=$((total_fail + 1))
+  finish
+fi
+# shellcheck source=/dev/null
+. services/env.sh
+
+# Check prints "N%: Checks: X, Failures: F, Errors: E" per runner; sum them.
+count_checks() {
+  local log=$1 c f e
+  while read -r c f e; do
+    total_pass=$((total_pass + c - f - e))
+    total_fail=$((total_fail + f + e))
+  done < <(sed -nE 's/.*Checks: ([0-9]+), Failures: ([0-9]+), Errors: ([0-9]+).*/\1 \2 \3/p' "$log")
+}
+
+run_meson() {
+  local dir=$1 log=$2; shift 2
+  meson test -C "$dir" --print-errorlogs --verbose "$@" >"$log" 2>&1
+  local rc=$?
+  grep -E '^ *[0-9]+/[0-9]+ ' "$log" || true
+  count_checks "$log"
+  if [ $rc -ne 0 ] && ! grep -qE 'Failures: [1-9]|Errors: [1-9]' "$log"; then
+    # a runner crashed or timed out before printing its summary
+    echo "meson test in $dir failed (rc=$rc) without a Check summary; see $log"
+    total_fail=$((total_fail + 1))
+  fi
+}
+
+mkdir -p "$STATE_DIR/logs"
+echo "== unit + integration tests"
+run_meson "$BUILD_DIR" "$STATE_DIR/logs/test-unit.log" --suite unit --suite integration --num-processes 1
+
+echo "== unit tests under ASan+UBSan"
+ASAN_DIR="$REPO/build-asan"
+if [ ! -d "$ASAN_DIR" ]; then
+  meson setup "$ASAN_DIR" -Db_sanitize=address,undefined -Db_lundef=false >/dev/null
+fi
+if ninja -C "$ASAN_DIR" >"$STATE_DIR/logs/build-asan.log" 2>&1; then
+  UBSAN_OPTIONS=halt_on_error=1:print_stacktrace=1 ASAN_OPTIONS=detect_leaks=1 \
+    run_meson "$ASAN_DIR" "$STATE_DIR/logs/test-asan.log" --suite unit
+else
+  echo "ASan build failed; see $STATE_DIR/logs/build-asan.log"
+  total_fail=$((total_fail + 1))
+fi
+
+echo "== end-to-end (black box)"
+python3 tests/e2e/e2e.py | tee "$STATE_DIR/logs/test-e2e.log"
+line=$(tail -n 1 "$STATE_DIR/logs/test-e2e.log")
+if [[ $line =~ ^([0-9]+)\ passed,\ ([0-9]+)\ failed$ ]]; then
+  total_pass=$((total_pass + BASH_REMATCH[1]))
+  total_fail=$((total_fail + BASH_REMATCH[2]))
+else
+  total_fail=$((total_fail + 1))
+fi
+finish
