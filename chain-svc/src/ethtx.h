@@ -10,6 +10,13 @@
 #include <stdint.h>
 #include "lc/err.h"
 
+/* The process-wide libsecp256k1 context (opaque here; <secp256k1.h> names it
+ * secp256k1_context). Created with SECP256K1_CONTEXT_NONE and randomized once
+ * (thread-safe, pthread_once); safe for concurrent use. NULL if creation failed.
+ * Never destroyed (lives for the process). */
+struct secp256k1_context_struct;
+const struct secp256k1_context_struct *eth_secp_ctx(void);
+
 typedef struct {
   uint64_t chain_id;
   uint64_t nonce;

@@ -10,7 +10,7 @@
 typedef struct {
   uint8_t *buf;
   size_t len, cap, max;
-  int err;            /* LC_OK or LC_ERR_TOO_LARGE */
+  int err;            /* LC_OK, LC_ERR_TOO_LARGE (cap), LC_ERR_NOMEM, LC_ERR_PARAM (NULL input, bad mark) */
 } rlp_buf;
 
 void rlp_init(rlp_buf *b, size_t max);   /* max: hard cap in bytes */

@@ -25,7 +25,7 @@ typedef struct {
 int gw_authn_verify(const gw_authn_ctx *ctx, const char *header, int64_t now_s,
                     lc_identity *id, char err[LC_ERR_LEN]);
 
-/* Extracts exactly one Authorization header from req (several -> error).
+/* Extracts the Authorization header from req (several -> error).
  * *value is borrowed from the request or NULL when there is none. */
 int gw_authn_header(const struct _u_request *req, const char **value, char err[LC_ERR_LEN]);
 

@@ -37,12 +37,11 @@ void gw_proxy_client_ip(const struct _u_request *req, char *out, size_t outsz) {
   }
 }
 
-/* Adds "Name: value" to lines when the client sent exactly that header once
- * with a value free of CR/LF (ulfius already splits headers, this is defence
+/* Adds "Name: value" to lines when the client sent that header with a value free of CR/LF (ulfius already splits headers, this is defence
  * in depth). */
 static int add_client_header(const struct _u_request *req, const char *name,
                              char lines[][GW_HDR_LINE], int n) {
-  if (n >= GW_MAX_FWD_HDR || u_map_count_keys_case(req->map_header, name) != 1)
+  if (n >= GW_MAX_FWD_HDR)
     return n;
   const char *v = u_map_get_case(req->map_header, name);
   if (v == NULL || strpbrk(v, "\r\n") != NULL || strlen(v) > GW_HDR_LINE - 64)

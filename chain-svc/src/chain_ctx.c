@@ -1,0 +1,136 @@
+/* chain_ctx.c - shared daemon state, key derivation and fee lookup
+ * (see chain_ctx.h). */
+#include "chain_ctx.h"
+
+#include <string.h>
+#include <sodium.h>
+
+#include "ethtx.h"
+#include "lc/util.h"
+#include "u256.h"
+#include "wallet.h"
+
+int chain_ctx_init(chain_ctx *ctx, lc_db_pool *db, const char *rpc_url, uint64_t chain_id,
+                   const char *token, const uint8_t *seed, size_t seed_len,
+                   char err[LC_ERR_LEN])
+{
+  int rc;
+
+  memset(ctx, 0, sizeof(*ctx));
+  if (seed == NULL || seed_len < 16 || seed_len > sizeof(ctx->seed))
+    return lc_err_set(err, LC_ERR_PARAM, "chain_ctx_init - bad seed length");
+  if (token == NULL || eth_address_parse(token, ctx->token) != LC_OK)
+    return lc_err_set(err, LC_ERR_PARAM, "chain_ctx_init - CHAIN_TOKEN_ADDRESS is not an address");
+  rc = rpc_init(&ctx->rpc, rpc_url, 10000, err);
+  if (rc != LC_OK)
+    return rc;
+  ctx->db = db;
+  ctx->chain_id = chain_id;
+  eth_address_checksum(ctx->token, ctx->token_str);
+  ctx->decimals = 18;
+  ctx->gas_limit = 120000;
+  ctx->confirmations = 1;
+  ctx->max_in_flight = 64;
+  ctx->poll_ms = 250;
+  lc_strlcpy(ctx->exchange, "chain.events", sizeof(ctx->exchange));
+  memcpy(ctx->seed, seed, seed_len);
+  ctx->seed_len = seed_len;
+  if (wallet_derive_eth(ctx->seed, ctx->seed_len, 0, 0, ctx->master_priv) != LC_OK ||
+      eth_address_from_priv(ctx->master_priv, ctx->master) != LC_OK) {
+    sodium_memzero(ctx->seed, sizeof(ctx->seed));
+    sodium_memzero(ctx->master_priv, sizeof(ctx->master_priv));
+    return lc_err_set(err, LC_ERR_PARAM, "chain_ctx_init - master key derivation failed");
+  }
+  eth_address_checksum(ctx->master, ctx->master_str);
+  pthread_mutex_init(&ctx->fee_mu, NULL);
+  return LC_OK;
+}
+
+void chain_ctx_free(chain_ctx *ctx)
+{
+  if (ctx == NULL)
+    return;
+  sodium_memzero(ctx->seed, sizeof(ctx->seed));
+  sodium_memzero(ctx->master_priv, sizeof(ctx->master_priv));
+  pthread_mutex_destroy(&ctx->fee_mu);
+}
+
+int chain_user_address(const chain_ctx *ctx, int64_t idx, uint8_t addr[20], char out[43])
+{
+  uint8_t priv[32], a[20];
+  int rc;
+
+  if (idx < 1 || idx >= INT64_C(0x80000000))
+    return LC_ERR_PARAM;
+  rc = wallet_derive_eth(ctx->seed, ctx->seed_len, 0, (uint32_t)idx, priv);
+  if (rc == LC_OK)
+    rc = eth_address_from_priv(priv, a);
+  sodium_memzero(priv, sizeof(priv));
+  if (rc != LC_OK)
+    return LC_ERR;
+  if (addr != NULL)
+    memcpy(addr, a, sizeof(a));
+  eth_address_checksum(a, out);
+  return LC_OK;
+}
+
+/* Fetches fresh fee values from the node (no cache). */
+static int fees_fetch(chain_ctx *ctx, uint8_t tip[32], uint8_t max_fee[32], char err[LC_ERR_LEN])
+{
+  json_t *blk = NULL, *tipv = NULL;
+  uint8_t base[32], twice[32];
+  int rc;
+
+  rc = rpc_call(&ctx->rpc, "eth_getBlockByNumber", json_pack("[sb]", "latest", 0), &blk, NULL,
+                err);
+  if (rc != LC_OK)
+    goto out;
+  if (rpc_quantity_u256(json_object_get(blk, "baseFeePerGas"), base) != LC_OK) {
+    rc = lc_err_set(err, LC_ERR_IO, "fees - latest block has no baseFeePerGas");
+    goto out;
+  }
+  rc = rpc_call(&ctx->rpc, "eth_maxPriorityFeePerGas", NULL, &tipv, NULL, err);
+  if (rc != LC_OK)
+    goto out;
+  if (rpc_quantity_u256(tipv, tip) != LC_OK) {
+    rc = lc_err_set(err, LC_ERR_IO, "fees - bad eth_maxPriorityFeePerGas");
+    goto out;
+  }
+  if (u256_add(base, base, twice) != LC_OK || u256_add(twice, tip, max_fee) != LC_OK) {
+    rc = lc_err_set(err, LC_ERR_IO, "fees - overflow");
+    goto out;
+  }
+  rc = LC_OK;
+out:
+  json_decref(blk);
+  json_decref(tipv);
+  return rc;
+}
+
+int chain_fees(chain_ctx *ctx, uint8_t tip[32], uint8_t max_fee[32], char err[LC_ERR_LEN])
+{
+  int64_t now = lc_mono_ms();
+  int rc = LC_OK;
+
+  pthread_mutex_lock(&ctx->fee_mu);
+  if (ctx->fee_at_ms == 0 || now - ctx->fee_at_ms > CHAIN_FEE_CACHE_MS) {
+    rc = fees_fetch(ctx, ctx->fee_tip, ctx->fee_max, err);
+    ctx->fee_at_ms = rc == LC_OK ? now : 0;
+  }
+  if (rc == LC_OK) {
+    memcpy(tip, ctx->fee_tip, 32);
+    memcpy(max_fee, ctx->fee_max, 32);
+  }
+  pthread_mutex_unlock(&ctx->fee_mu);
+  return rc;
+}
+
+int chain_node_chain_id(chain_ctx *ctx, uint64_t *id, char err[LC_ERR_LEN])
+{
+  json_t *res = NULL;
+  int rc = rpc_call(&ctx->rpc, "eth_chainId", NULL, &res, NULL, err);
+  if (rc == LC_OK && rpc_quantity_u64(res, id) != LC_OK)
+    rc = lc_err_set(err, LC_ERR_IO, "eth_chainId - bad quantity");
+  json_decref(res);
+  return rc;
+}

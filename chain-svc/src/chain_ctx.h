@@ -1,0 +1,69 @@
+/* chain_ctx.h - the daemon's shared state: DB pool, node client, token and
+ * fee settings, and the HD keys (master key in memory only, wiped on free).
+ *
+ * One chain_ctx is built in main() (or by a test) before any thread starts and
+ * is read-only afterwards, except the fee cache which has its own mutex. */
+#ifndef CHAIN_CTX_H
+#define CHAIN_CTX_H
+
+#include <pthread.h>
+#include <stddef.h>
+#include <stdint.h>
+
+#include "lc/db.h"
+#include "lc/err.h"
+#include "rpc.h"
+
+#define CHAIN_FEE_CACHE_MS 1000
+
+typedef struct {
+  lc_db_pool *db;             /* borrowed */
+  rpc_client rpc;
+  uint64_t chain_id;
+  uint8_t token[20];
+  char token_str[43];         /* EIP-55 */
+  unsigned decimals;
+  uint64_t gas_limit;
+  int confirmations;          /* >= 1 */
+  int max_in_flight;
+  char exchange[64];          /* where transfer events are published */
+  const char *amqp_url;       /* borrowed; NULL = do not publish */
+  int poll_ms;                /* sender loop period */
+
+  /* keys: never logged, never stored */
+  uint8_t seed[64];
+  size_t seed_len;
+  uint8_t master_priv[32];
+  uint8_t master[20];
+  char master_str[43];        /* EIP-55 */
+
+  pthread_mutex_t fee_mu;
+  int64_t fee_at_ms;          /* lc_mono_ms of the cached values, 0 = none */
+  uint8_t fee_tip[32];
+  uint8_t fee_max[32];
+} chain_ctx;
+
+/* Initialises ctx: copies the seed (16..64 bytes), derives the master key
+ * m/44'/60'/0'/0/0 and its address, sets the node client and settings.
+ * token is "0x"+40 hex. Defaults: decimals 18, gas 120000, confirmations 1,
+ * max_in_flight 64, poll_ms 250, amqp_url NULL, exchange "chain.events" (override the fields afterwards).
+ * Returns LC_OK or LC_ERR_PARAM (err says which input, never key material). */
+int chain_ctx_init(chain_ctx *ctx, lc_db_pool *db, const char *rpc_url, uint64_t chain_id,
+                   const char *token, const uint8_t *seed, size_t seed_len,
+                   char err[LC_ERR_LEN]);
+/* Wipes the keys and destroys the mutex. NULL-safe. */
+void chain_ctx_free(chain_ctx *ctx);
+
+/* Address of user wallet index idx (m/44'/60'/0'/0/idx), EIP-55 form in out
+ * (and raw bytes in addr when non-NULL). idx in [1, 2^31). Thread-safe. */
+int chain_user_address(const chain_ctx *ctx, int64_t idx, uint8_t addr[20], char out[43]);
+
+/* Current EIP-1559 fees: tip = eth_maxPriorityFeePerGas, max = 2*baseFee(latest)
+ * + tip, cached for CHAIN_FEE_CACHE_MS. LC_ERR_UNAVAIL/IO when the node does
+ * not answer. Thread-safe. */
+int chain_fees(chain_ctx *ctx, uint8_t tip[32], uint8_t max_fee[32], char err[LC_ERR_LEN]);
+
+/* Asks the node for its chain id (LC_OK and *id on success). */
+int chain_node_chain_id(chain_ctx *ctx, uint64_t *id, char err[LC_ERR_LEN]);
+
+#endif

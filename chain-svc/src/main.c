@@ -1,0 +1,239 @@
+/* main.c - chain-svc: mirrors every committed credit debit as an ERC-20
+ * transfer from the master wallet to the user's custodial address.
+ *
+ * Threads: the consumer (credit.debit.committed -> signed transfer row), the
+ * sender (broadcast, receipts, chain.transfer.* events) and the HTTP server
+ * (ops + internal routes). Configuration only from the environment
+ * (proto/CONTRACTS.md); the mnemonic never leaves memory. */
+#include <pthread.h>
+#include <signal.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+#include <sodium.h>
+
+#include "chain_ctx.h"
+#include "consumer.h"
+#include "lc/cfg.h"
+#include "lc/db.h"
+#include "lc/iauth.h"
+#include "lc/log.h"
+#include "lc/svc.h"
+#include "lc/util.h"
+#include "routes.h"
+#include "sender.h"
+#include "wallet.h"
+
+#ifndef CHAIN_SQL_DIR_DEFAULT
+#define CHAIN_SQL_DIR_DEFAULT "chain-svc/sql"
+#endif
+
+#define CHAIN_SCHEMA "chain"
+
+static const lc_cfg_spec SPECS[] = {
+  {"CHAIN_BIND", LC_CFG_STR, 1, 64, "127.0.0.1", 1, "HTTP bind address"},
+  {"CHAIN_PORT", LC_CFG_INT, 1, 65535, "21004", 1, "HTTP port"},
+  {"CHAIN_DATABASE_URL", LC_CFG_SECRET, 1, 1024, NULL, 1, "PostgreSQL URL (role chain_svc)"},
+  {"CHAIN_DB_POOL", LC_CFG_INT, 2, 64, "4", 1, "DB connections"},
+  {"CHAIN_RPC_URL", LC_CFG_STR, 1, 500, "http://127.0.0.1:8545", 1, "Ethereum JSON-RPC URL"},
+  {"CHAIN_ID", LC_CFG_INT, 1, INT64_C(4503599627370495), "31337", 1, "expected chain id"},
+  {"CHAIN_TOKEN_ADDRESS", LC_CFG_STR, 42, 42, NULL, 1, "ERC-20 token contract address"},
+  {"CHAIN_TOKEN_DECIMALS", LC_CFG_INT, 0, 60, "18", 1, "token decimals"},
+  {"CHAIN_MNEMONIC", LC_CFG_SECRET, 20, 1000, NULL, 1, "BIP-39 mnemonic of the HD wallet"},
+  {"CHAIN_CONFIRMATIONS", LC_CFG_INT, 1, 1000, "1", 1, "blocks until a transfer is final"},
+  {"CHAIN_GAS_LIMIT", LC_CFG_INT, 21000, 10000000, "120000", 1, "gas limit per transfer"},
+  {"CHAIN_POLL_MS", LC_CFG_INT, 10, 60000, "250", 1, "sender loop period"},
+  {"CHAIN_MAX_IN_FLIGHT", LC_CFG_INT, 1, 4096, "64", 1, "max submitted, unconfirmed txs"},
+  {"CHAIN_SQL_DIR", LC_CFG_STR, 1, 1024, NULL, 0, "migrations folder"},
+  {"AMQP_URL", LC_CFG_SECRET, 1, 1024, NULL, 1, "RabbitMQ URL"},
+  {"INTERNAL_SECRET", LC_CFG_SECRET, 64, 128, NULL, 1, "hex HMAC key of internal requests"},
+  {"LOG_LEVEL", LC_CFG_STR, 4, 7, "info", 1, "error|warning|info|debug"},
+};
+
+/* Appends "options=-csearch_path=<schema>" unless the URL/conninfo already
+ * sets a search_path. */
+static int conninfo_with_schema(const char *url, const char *schema, char *out, size_t outsz)
+{
+  int n;
+  if (strstr(url, "search_path") != NULL)
+    n = snprintf(out, outsz, "%s", url);
+  else if (strncmp(url, "postgres://", 11) == 0 || strncmp(url, "postgresql://", 13) == 0)
+    n = snprintf(out, outsz, "%s%soptions=-csearch_path%%3D%s", url,
+                 strchr(url, '?') != NULL ? "&" : "?", schema);
+  else
+    n = snprintf(out, outsz, "%s options='-csearch_path=%s'", url, schema);
+  return n > 0 && (size_t)n < outsz ? LC_OK : LC_ERR_TOO_LARGE;
+}
+
+/* Retries eth_chainId until the node answers with CHAIN_ID or a stop signal
+ * arrives (returns 1 then). */
+static int wait_for_node(chain_ctx *ctx)
+{
+  char err[LC_ERR_LEN] = "";
+  int64_t backoff = 250;
+  uint64_t id = 0;
+
+  for (;;) {
+    int rc = chain_node_chain_id(ctx, &id, err);
+    if (rc == LC_OK && id == ctx->chain_id)
+      return 0;
+    if (rc == LC_OK)
+      lc_log_error("chain-svc - node reports chain id %llu, expected %llu",
+                   (unsigned long long)id, (unsigned long long)ctx->chain_id);
+    else
+      lc_log_warn("chain-svc - node not reachable: %s", err);
+    for (int64_t t = 0; t < backoff; t += 50) {
+      struct timespec ts = {0, 50 * 1000000L};
+      if (atomic_load(&lc_svc_stopping))
+        return 1;
+      nanosleep(&ts, NULL);
+    }
+    backoff = backoff < 5000 ? backoff * 2 : 5000;
+  }
+}
+
+/* Waits for SIGINT/SIGTERM in its own thread so startup retries can stop. */
+static void *signal_main(void *arg)
+{
+  (void)arg;
+  lc_svc_wait();
+  return NULL;
+}
+
+int main(void)
+{
+  static chain_ctx ctx;
+  static lc_iauth_ctx iauth;
+  static uint8_t secret[64];
+  struct _u_instance inst;
+  lc_cfg *cfg = NULL;
+  lc_db_pool *pool = NULL;
+  char err[LC_ERR_LEN] = "", conninfo[1200];
+  uint8_t seed[64];
+  size_t secret_len = 0;
+  pthread_t th_sig, th_cons, th_send;
+  int ret = EXIT_FAILURE, sig_started = 0, inst_ok = 0, started = 0, threads = 0, ctx_ok = 0;
+  const char *sql_dir;
+
+  if (lc_global_init() != LC_OK || lc_svc_block_signals() != LC_OK) {
+    fprintf(stderr, "chain-svc: init failed\n");
+    return EXIT_FAILURE;
+  }
+  if (lc_cfg_load(SPECS, sizeof(SPECS) / sizeof(SPECS[0]), &cfg, err) != LC_OK) {
+    fprintf(stderr, "chain-svc: config: %s\n", err);
+    goto out;
+  }
+  if (lc_log_init("chain-svc", lc_cfg_str(cfg, "LOG_LEVEL")) != LC_OK) {
+    fprintf(stderr, "chain-svc: bad LOG_LEVEL\n");
+    goto out;
+  }
+  lc_cfg_dump(cfg);
+  if (lc_hex_decode(lc_cfg_str(cfg, "INTERNAL_SECRET"), secret, sizeof(secret), &secret_len) !=
+      LC_OK) {
+    lc_log_error("chain-svc - INTERNAL_SECRET is not hex");
+    goto out;
+  }
+  iauth.secret = secret;
+  iauth.secret_len = secret_len;
+  iauth.max_skew_s = 60;
+
+  if (conninfo_with_schema(lc_cfg_str(cfg, "CHAIN_DATABASE_URL"), CHAIN_SCHEMA, conninfo,
+                           sizeof(conninfo)) != LC_OK ||
+      lc_db_pool_new(conninfo, (int)lc_cfg_int(cfg, "CHAIN_DB_POOL"), 5000, &pool, err) !=
+          LC_OK) {
+    lc_log_error("chain-svc - database pool: %s", err);
+    goto out;
+  }
+  sodium_memzero(conninfo, sizeof(conninfo));
+
+  if (wallet_seed_from_mnemonic(lc_cfg_str(cfg, "CHAIN_MNEMONIC"), "", seed) != LC_OK) {
+    lc_log_error("chain-svc - CHAIN_MNEMONIC is not a valid BIP-39 mnemonic");
+    goto out;
+  }
+  if (chain_ctx_init(&ctx, pool, lc_cfg_str(cfg, "CHAIN_RPC_URL"),
+                     (uint64_t)lc_cfg_int(cfg, "CHAIN_ID"), lc_cfg_str(cfg, "CHAIN_TOKEN_ADDRESS"),
+                     seed, sizeof(seed), err) != LC_OK) {
+    sodium_memzero(seed, sizeof(seed));
+    lc_log_error("chain-svc - %s", err);
+    goto out;
+  }
+  sodium_memzero(seed, sizeof(seed));
+  ctx_ok = 1;
+  ctx.decimals = (unsigned)lc_cfg_int(cfg, "CHAIN_TOKEN_DECIMALS");
+  ctx.gas_limit = (uint64_t)lc_cfg_int(cfg, "CHAIN_GAS_LIMIT");
+  ctx.confirmations = (int)lc_cfg_int(cfg, "CHAIN_CONFIRMATIONS");
+  ctx.max_in_flight = (int)lc_cfg_int(cfg, "CHAIN_MAX_IN_FLIGHT");
+  ctx.poll_ms = (int)lc_cfg_int(cfg, "CHAIN_POLL_MS");
+  ctx.amqp_url = lc_cfg_str(cfg, "AMQP_URL");
+  lc_log_info("chain-svc - master address %s, token %s, chain id %llu", ctx.master_str,
+              ctx.token_str, (unsigned long long)ctx.chain_id);
+
+  sql_dir = lc_cfg_str(cfg, "CHAIN_SQL_DIR");
+  if (sql_dir == NULL)
+    sql_dir = CHAIN_SQL_DIR_DEFAULT;
+  if (lc_db_migrate(pool, CHAIN_SCHEMA, sql_dir, err) != LC_OK) {
+    lc_log_error("chain-svc - migrations from %s: %s", sql_dir, err);
+    goto out;
+  }
+
+  if (pthread_create(&th_sig, NULL, signal_main, NULL) != 0)
+    goto out;
+  sig_started = 1;
+  if (wait_for_node(&ctx) != 0) {
+    ret = EXIT_SUCCESS;
+    goto out;
+  }
+
+  if (lc_svc_instance_init(&inst, lc_cfg_str(cfg, "CHAIN_BIND"),
+                           (int)lc_cfg_int(cfg, "CHAIN_PORT"), 65536, err) != LC_OK) {
+    lc_log_error("chain-svc - http: %s", err);
+    goto out;
+  }
+  inst_ok = 1;
+  if (lc_svc_add_ops(&inst, "chain-svc", chain_ready, &ctx) != LC_OK ||
+      chain_routes_register(&inst, &ctx, &iauth) != LC_OK ||
+      lc_svc_start(&inst, NULL, NULL, 64, 30, err) != LC_OK) {
+    lc_log_error("chain-svc - http start: %s", err);
+    goto out;
+  }
+  started = 1;
+  if (pthread_create(&th_cons, NULL, chain_consumer_main, &ctx) != 0) {
+    goto out;
+  }
+  threads = 1;
+  if (pthread_create(&th_send, NULL, chain_sender_main, &ctx) != 0) {
+    goto out;
+  }
+  threads = 2;
+  lc_log_info("chain-svc - listening on %s:%lld", lc_cfg_str(cfg, "CHAIN_BIND"),
+              (long long)lc_cfg_int(cfg, "CHAIN_PORT"));
+
+  pthread_join(th_sig, NULL); /* returns on SIGINT/SIGTERM (lc_svc_stopping set) */
+  sig_started = 0;
+  lc_log_info("chain-svc - stopping");
+  ret = EXIT_SUCCESS;
+out:
+  atomic_store(&lc_svc_stopping, 1);
+  if (sig_started) {
+    /* Wake the sigwait thread ourselves (error path or stop during startup). */
+    pthread_kill(th_sig, SIGTERM);
+    pthread_join(th_sig, NULL);
+  }
+  if (threads >= 1)
+    pthread_join(th_cons, NULL);
+  if (threads >= 2)
+    pthread_join(th_send, NULL);
+  if (started)
+    ulfius_stop_framework(&inst);
+  if (inst_ok)
+    ulfius_clean_instance(&inst);
+  if (ctx_ok)
+    chain_ctx_free(&ctx);
+  lc_db_pool_free(pool);
+  sodium_memzero(secret, sizeof(secret));
+  lc_cfg_free(cfg);
+  lc_log_close();
+  lc_global_cleanup();
+  return ret;
+}
