@@ -105,7 +105,7 @@ int main(void)
 {
   static chain_ctx ctx;
   static lc_iauth_ctx iauth;
-  static uint8_t secret[64];
+  static uint8_t secret[129];
   struct _u_instance inst;
   lc_cfg *cfg = NULL;
   lc_db_pool *pool = NULL;
@@ -129,11 +129,14 @@ int main(void)
     goto out;
   }
   lc_cfg_dump(cfg);
+  /* The HMAC key is the INTERNAL_SECRET text itself (lc/iauth.h); it must be hex. */
   if (lc_hex_decode(lc_cfg_str(cfg, "INTERNAL_SECRET"), secret, sizeof(secret), &secret_len) !=
-      LC_OK) {
+          LC_OK ||
+      lc_strlcpy((char *)secret, lc_cfg_str(cfg, "INTERNAL_SECRET"), sizeof(secret)) != LC_OK) {
     lc_log_error("chain-svc - INTERNAL_SECRET is not hex");
     goto out;
   }
+  secret_len = strlen((const char *)secret);
   iauth.secret = secret;
   iauth.secret_len = secret_len;
   iauth.max_skew_s = 60;

@@ -1,0 +1,35 @@
+/* handlers.h - thin ulfius callbacks for the auth-svc routes.
+ *
+ * Every route is registered behind lc_iauth_callback (priority LC_PRIO_AUTH),
+ * so the identity is available through lc_iauth_identity(resp). user_data is
+ * the auth_ctx (accounts.h). Each callback parses and validates input, calls
+ * one accounts.h function, maps its status and sets the body; none returns
+ * U_CALLBACK_ERROR. */
+#ifndef AUTH_HANDLERS_H
+#define AUTH_HANDLERS_H
+
+#include <ulfius.h>
+
+#include "accounts.h"
+#include "lc/iauth.h"
+
+/* Largest accepted JSON body on the auth routes. */
+#define AUTH_MAX_JSON 4096
+/* Name of the refresh cookie (the __Host- prefix pins Secure, Path=/, no Domain). */
+#define AUTH_REFRESH_COOKIE "__Host-refresh"
+
+/* POST /v1/auth/signup {email,password} -> 201 token body. */
+int auth_h_signup(const struct _u_request *req, struct _u_response *resp, void *ud);
+/* POST /v1/auth/login {email,password} -> 200 token body + refresh cookie. */
+int auth_h_login(const struct _u_request *req, struct _u_response *resp, void *ud);
+/* POST /v1/auth/refresh {refresh_token} or cookie -> 200 new pair + cookie. */
+int auth_h_refresh(const struct _u_request *req, struct _u_response *resp, void *ud);
+/* GET /v1/me -> {id,email,role,created_at} of the signed identity. */
+int auth_h_me(const struct _u_request *req, struct _u_response *resp, void *ud);
+
+/* Registers the four routes on inst, each behind lc_iauth_callback (ictx)
+ * at LC_PRIO_AUTH and its handler (ctx) at LC_PRIO_APP. ctx and ictx must
+ * outlive the instance. Returns LC_OK or LC_ERR (a registration failed). */
+int auth_handlers_register(struct _u_instance *inst, auth_ctx *ctx, lc_iauth_ctx *ictx);
+
+#endif
