@@ -42,6 +42,11 @@ const char *lc_cfg_str(const lc_cfg *cfg, const char *name);
 int64_t lc_cfg_int(const lc_cfg *cfg, const char *name);
 int lc_cfg_bool(const lc_cfg *cfg, const char *name);
 
+/* Display form of one setting as lc_cfg_dump prints it: "********" for a
+ * set SECRET, "(unset)" when unset, else the value; copied (truncated)
+ * into out. Aborts when name is not in the table. */
+void lc_cfg_display(const lc_cfg *cfg, const char *name, char *out, size_t outsz);
+
 /* Logs each setting at info level, secrets masked. */
 void lc_cfg_dump(const lc_cfg *cfg);
 

@@ -37,7 +37,13 @@ int lc_http_do(const lc_http_req *req, lc_http_resp *resp, char err[LC_ERR_LEN])
 void lc_http_resp_free(lc_http_resp *resp);
 
 /* Value of the first response header named name (case-insensitive), copied
- * into out (trimmed); returns LC_ERR_NOTFOUND when absent. */
+ * into out (trimmed); returns LC_ERR_NOTFOUND when absent, LC_ERR_TOO_LARGE
+ * (out = "") when the value does not fit in outsz. */
 int lc_http_resp_header(const lc_http_resp *resp, const char *name, char *out, size_t outsz);
+
+/* Frees the calling thread's cached CURL handle now (it is otherwise freed
+ * when the thread exits; call it at the end of main() for clean valgrind
+ * runs). The next lc_http_do in this thread creates a new one. */
+void lc_http_thread_cleanup(void);
 
 #endif

@@ -33,7 +33,12 @@ typedef struct {
   const char *ptr[LC_IAUTH_NHDR + 1]; /* NULL-terminated pointers into line[] */
 } lc_iauth_headers;
 
-/* Computes the signed identity headers for one request. */
+/* Computes the signed identity headers for one request. Lines are libcurl
+ * header strings: an empty value (anonymous user, empty scope) is written
+ * "Name;" which libcurl sends as "Name:" with an empty value (a plain
+ * "Name:" would make libcurl drop the header). Returns LC_ERR_PARAM for an
+ * invalid method/path/identity (user not "" or a UUID, unknown role, scope
+ * not [a-z]{0,15}, request id not [A-Za-z0-9._:-]{0,63}). */
 int lc_iauth_sign(const uint8_t *secret, size_t secret_len, const char *method,
                   const char *path_query, const lc_identity *id, const void *body,
                   size_t body_len, int64_t now_s, lc_iauth_headers *out);
@@ -50,7 +55,10 @@ typedef struct {
   int max_skew_s;
 } lc_iauth_ctx;
 
-/* ulfius callback (user_data = lc_iauth_ctx*): verifies, sets the thread's log
+/* ulfius callback (user_data = lc_iauth_ctx*): GET /healthz, /readyz and
+ * /metrics pass through unchecked (CONTRACTS.md), so it may be registered on
+ * "*" "*". Otherwise verifies (path = request->http_url, the raw path+query
+ * as received), sets the thread's log
  * request id, stores a new lc_identity copy as response shared data (freed by
  * ulfius) and returns U_CALLBACK_CONTINUE; otherwise sends 401 problem+json
  * and returns U_CALLBACK_COMPLETE. Register at priority LC_PRIO_AUTH. */

@@ -31,17 +31,24 @@ int lc_svc_wait(void);
  * Content-Length exceeds max_body (before the body is used), and a catch-all
  * "*" endpoint at priority LC_PRIO_POST + 1 answering 404 problem+json: ulfius
  * runs every matching endpoint, so without it an unknown path would get an
- * empty 200 (handlers must return U_CALLBACK_COMPLETE once they answered). */
+ * empty 200 (handlers must return U_CALLBACK_COMPLETE once they answered).
+ * The catch-all only answers when the response is untouched (status 200, no
+ * body). A Content-Length that is not a number gets 400. Form bodies are not
+ * parsed into map_post_body (allowed_post_processor = U_POST_PROCESS_NONE):
+ * use request->binary_body. Free with ulfius_clean_instance(). */
 int lc_svc_instance_init(struct _u_instance *inst, const char *bind_ip, int port,
                          size_t max_body, char err[LC_ERR_LEN]);
 
 typedef int (*lc_ready_fn)(void *ud); /* 1 = ready */
 /* Adds GET /healthz (always 200 while running), GET /readyz (200 when
- * ready(ud), else 503) and GET /metrics (Prometheus text of the counters). */
+ * ready(ud), else 503; ready may be NULL = always ready) and GET /metrics
+ * (Prometheus text of the counters plus "<app>_up 1"). inst must come from
+ * lc_svc_instance_init (else LC_ERR_PARAM). */
 int lc_svc_add_ops(struct _u_instance *inst, const char *app, lc_ready_fn ready, void *ud);
 
 /* Starts the framework (HTTPS when key_pem and cert_pem are PEM contents, not
- * paths), with a connection limit and an idle timeout. */
+ * paths; TLS 1.2+), with a connection limit (0 = 512) and an idle timeout in
+ * seconds (0 = 30); one thread per connection, as ulfius does by default. */
 int lc_svc_start(struct _u_instance *inst, const char *key_pem, const char *cert_pem,
                  unsigned int max_conns, unsigned int idle_timeout_s, char err[LC_ERR_LEN]);
 

@@ -1,0 +1,528 @@
+/* test_iauth.c - internal request signing, verified through a real ulfius
+ * server (lc_svc_instance_init + lc_svc_start on 127.0.0.1:23xxx) using
+ * lc_iauth_callback, plus the svc limits/ops/catch-all behaviour. */
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+
+#include <curl/curl.h>
+#include <jansson.h>
+#include <sodium.h>
+
+#include "lc/http.h"
+#include "lc/iauth.h"
+#include "lc/log.h"
+#include "lc/problem.h"
+#include "lc/svc.h"
+#include "lc/util.h"
+#include "lc_tests.h"
+
+static struct _u_instance g_inst;
+static int g_port;
+static char g_base[64];
+static uint8_t g_secret[32];
+static lc_iauth_ctx g_ctx;
+static const char *UID = "5b1e9c1e-0c1a-4c1e-9a43-3f2a7c1d0e11";
+
+static int cb_echo(const struct _u_request *req, struct _u_response *resp, void *ud) {
+  const lc_identity *id = lc_iauth_identity(resp);
+  json_t *o;
+  (void)ud;
+  if (id == NULL) return lc_problem(resp, 500, NULL, "no identity");
+  o = json_pack("{s:s, s:s, s:s, s:s, s:s, s:I, s:s}", "user", id->user_id, "role", id->role,
+                "scope", id->scope, "rid", id->request_id, "log_rid", lc_log_rid(), "body_len",
+                (json_int_t)req->binary_body_length, "path", req->http_url);
+  lc_json_send(resp, 200, o);
+  json_decref(o);
+  return U_CALLBACK_COMPLETE;
+}
+
+/* Strict JSON body parsing behind the same server (no auth on /json). */
+static int cb_json(const struct _u_request *req, struct _u_response *resp, void *ud) {
+  static const char *const allowed[] = {"email", "password", NULL};
+  json_t *j = NULL;
+  char err[256] = "";
+  int rc = lc_json_body(req, 64, &j, err);
+  (void)ud;
+  if (rc == LC_OK) rc = lc_json_only_fields(j, allowed, err);
+  if (rc != LC_OK) {
+    json_decref(j);
+    return lc_problem_from_err(resp, rc, err);
+  }
+  lc_json_send(resp, 201, j);
+  json_decref(j);
+  return U_CALLBACK_COMPLETE;
+}
+
+static int ready_flag = 1;
+static int is_ready(void *ud) { return *(int *)ud; }
+
+static void server_up(void) {
+  char err[LC_ERR_LEN] = "";
+  int attempt, rc = LC_ERR;
+  randombytes_buf(g_secret, sizeof g_secret);
+  g_ctx.secret = g_secret;
+  g_ctx.secret_len = sizeof g_secret;
+  g_ctx.max_skew_s = 60;
+  for (attempt = 0; attempt < 20 && rc != LC_OK; attempt++) {
+    g_port = 23000 + (int)randombytes_uniform(1000);
+    ck_assert_int_eq(lc_svc_instance_init(&g_inst, "127.0.0.1", g_port, 4096, err), LC_OK);
+    ck_assert_int_eq(lc_svc_add_ops(&g_inst, "lctest", is_ready, &ready_flag), LC_OK);
+    ck_assert_int_eq(lc_svc_route(&g_inst, "*", "/echo/*", LC_PRIO_AUTH, lc_iauth_callback,
+                                  &g_ctx),
+                     LC_OK);
+    ck_assert_int_eq(lc_svc_route(&g_inst, "*", "/nope", LC_PRIO_AUTH, lc_iauth_callback, &g_ctx),
+                     LC_OK);
+    ck_assert_int_eq(lc_svc_route(&g_inst, "*", "/echo/*", LC_PRIO_APP, cb_echo, NULL), LC_OK);
+    ck_assert_int_eq(lc_svc_route(&g_inst, "POST", "/json", LC_PRIO_APP, cb_json, NULL), LC_OK);
+    rc = lc_svc_start(&g_inst, NULL, NULL, 32, 10, err);
+    if (rc != LC_OK) ulfius_clean_instance(&g_inst);
+  }
+  ck_assert_msg(rc == LC_OK, "server start: %s", err);
+  snprintf(g_base, sizeof g_base, "http://127.0.0.1:%d", g_port);
+}
+
+static void server_down(void) {
+  lc_http_thread_cleanup();
+  ulfius_stop_framework(&g_inst);
+  ulfius_clean_instance(&g_inst);
+}
+
+static void ident(lc_identity *id, const char *user, const char *role, const char *scope) {
+  memset(id, 0, sizeof *id);
+  snprintf(id->user_id, sizeof id->user_id, "%s", user);
+  snprintf(id->role, sizeof id->role, "%s", role);
+  snprintf(id->scope, sizeof id->scope, "%s", scope);
+  snprintf(id->request_id, sizeof id->request_id, "%s", "rid-abc.123");
+}
+
+static json_t *body_json(const lc_http_resp *r) {
+  ck_assert_ptr_nonnull(r->body);
+  return json_loadb(r->body, r->len, 0, NULL);
+}
+
+/* Sends a pre-signed request (headers h) with lc_http_do. */
+static long send_raw(const char *method, const char *path, const char *const *h,
+                     const char *body) {
+  char url[256];
+  lc_http_req rq;
+  lc_http_resp rs;
+  char err[LC_ERR_LEN] = "";
+  long st;
+  snprintf(url, sizeof url, "%s%s", g_base, path);
+  memset(&rq, 0, sizeof rq);
+  rq.method = method;
+  rq.url = url;
+  rq.headers = h;
+  rq.body = body;
+  rq.body_len = body ? strlen(body) : 0;
+  ck_assert_int_eq(lc_http_do(&rq, &rs, err), LC_OK);
+  st = rs.status;
+  lc_http_resp_free(&rs);
+  return st;
+}
+
+START_TEST(round_trip_ok) {
+  lc_identity id;
+  lc_http_resp r;
+  char err[LC_ERR_LEN] = "";
+  json_t *j;
+  const char *body = "{\"user_id\":\"x\"}";
+  const char *extra[] = {"Idempotency-Key: k-1", NULL};
+  ident(&id, UID, "user", "full");
+  ck_assert_int_eq(lc_iauth_call(g_secret, sizeof g_secret, g_base, "POST", "/echo/a?x=1&y=%20z",
+                                 &id, extra, body, strlen(body), 5000, &r, err),
+                   LC_OK);
+  ck_assert_int_eq(r.status, 200);
+  j = body_json(&r);
+  ck_assert_str_eq(json_string_value(json_object_get(j, "user")), UID);
+  ck_assert_str_eq(json_string_value(json_object_get(j, "role")), "user");
+  ck_assert_str_eq(json_string_value(json_object_get(j, "scope")), "full");
+  ck_assert_str_eq(json_string_value(json_object_get(j, "rid")), "rid-abc.123");
+  ck_assert_str_eq(json_string_value(json_object_get(j, "log_rid")), "rid-abc.123");
+  ck_assert_str_eq(json_string_value(json_object_get(j, "path")), "/echo/a?x=1&y=%20z");
+  ck_assert_int_eq(json_integer_value(json_object_get(j, "body_len")), (int)strlen(body));
+  json_decref(j);
+  lc_http_resp_free(&r);
+  /* GET without body, base URL with trailing slash */
+  {
+    char b2[80];
+    snprintf(b2, sizeof b2, "%s/", g_base);
+    ck_assert_int_eq(lc_iauth_call(g_secret, sizeof g_secret, b2, "GET", "/echo/b", &id, NULL,
+                                   NULL, 0, 5000, &r, err),
+                     LC_OK);
+    ck_assert_int_eq(r.status, 200);
+    lc_http_resp_free(&r);
+  }
+}
+END_TEST
+
+START_TEST(anonymous_ok) {
+  lc_identity id;
+  lc_http_resp r;
+  char err[LC_ERR_LEN] = "";
+  json_t *j;
+  ident(&id, "", "anon", "");
+  ck_assert_int_eq(lc_iauth_call(g_secret, sizeof g_secret, g_base, "POST", "/echo/signup", &id,
+                                 NULL, "{}", 2, 5000, &r, err),
+                   LC_OK);
+  ck_assert_int_eq(r.status, 200);
+  j = body_json(&r);
+  ck_assert_str_eq(json_string_value(json_object_get(j, "user")), "");
+  ck_assert_str_eq(json_string_value(json_object_get(j, "role")), "anon");
+  ck_assert_str_eq(json_string_value(json_object_get(j, "scope")), "");
+  json_decref(j);
+  lc_http_resp_free(&r);
+}
+END_TEST
+
+START_TEST(wrong_secret) {
+  lc_identity id;
+  lc_http_resp r;
+  char err[LC_ERR_LEN] = "", ct[64] = "";
+  uint8_t other[32];
+  json_t *j;
+  memset(other, 0x42, sizeof other);
+  ident(&id, UID, "user", "full");
+  ck_assert_int_eq(lc_iauth_call(other, sizeof other, g_base, "GET", "/echo/a", &id, NULL, NULL,
+                                 0, 5000, &r, err),
+                   LC_OK);
+  ck_assert_int_eq(r.status, 401);
+  j = body_json(&r);
+  ck_assert_int_eq(json_integer_value(json_object_get(j, "status")), 401);
+  ck_assert_str_eq(json_string_value(json_object_get(j, "type")), "urn:problem:unauthorized");
+  json_decref(j);
+  lc_http_resp_free(&r);
+  /* headers are kept when asked: problem content type */
+  {
+    lc_http_req rq;
+    lc_iauth_headers h;
+    char url[128];
+    ck_assert_int_eq(lc_iauth_sign(other, sizeof other, "GET", "/echo/a", &id, NULL, 0,
+                                   (int64_t)time(NULL), &h),
+                     LC_OK);
+    snprintf(url, sizeof url, "%s/echo/a", g_base);
+    memset(&rq, 0, sizeof rq);
+    rq.method = "GET";
+    rq.url = url;
+    rq.headers = h.ptr;
+    rq.keep_headers = 1;
+    ck_assert_int_eq(lc_http_do(&rq, &r, err), LC_OK);
+    ck_assert_int_eq(r.status, 401);
+    ck_assert_int_eq(lc_http_resp_header(&r, "content-type", ct, sizeof ct), LC_OK);
+    ck_assert_str_eq(ct, "application/problem+json");
+    ck_assert_int_eq(lc_http_resp_header(&r, "X-Nope", ct, sizeof ct), LC_ERR_NOTFOUND);
+    lc_http_resp_free(&r);
+  }
+}
+END_TEST
+
+START_TEST(tampered_body_path) {
+  lc_identity id;
+  lc_iauth_headers h;
+  const char *hdrs[LC_IAUTH_NHDR + 2];
+  int i;
+  ident(&id, UID, "admin", "full");
+  ck_assert_int_eq(lc_iauth_sign(g_secret, sizeof g_secret, "POST", "/echo/a", &id, "{\"a\":1}",
+                                 7, (int64_t)time(NULL), &h),
+                   LC_OK);
+  for (i = 0; i < LC_IAUTH_NHDR; i++) hdrs[i] = h.ptr[i];
+  hdrs[LC_IAUTH_NHDR] = "Content-Type: application/json";
+  hdrs[LC_IAUTH_NHDR + 1] = NULL;
+  ck_assert_int_eq(send_raw("POST", "/echo/a", hdrs, "{\"a\":1}"), 200);
+  ck_assert_int_eq(send_raw("POST", "/echo/a", hdrs, "{\"a\":2}"), 401);
+  ck_assert_int_eq(send_raw("POST", "/echo/b", hdrs, "{\"a\":1}"), 401);
+  ck_assert_int_eq(send_raw("POST", "/echo/a?x=1", hdrs, "{\"a\":1}"), 401);
+  ck_assert_int_eq(send_raw("PUT", "/echo/a", hdrs, "{\"a\":1}"), 401);
+}
+END_TEST
+
+START_TEST(stale_timestamp) {
+  lc_identity id;
+  lc_iauth_headers h;
+  ident(&id, UID, "user", "read");
+  ck_assert_int_eq(lc_iauth_sign(g_secret, sizeof g_secret, "GET", "/echo/a", &id, NULL, 0,
+                                 (int64_t)time(NULL) - 600, &h),
+                   LC_OK);
+  ck_assert_int_eq(send_raw("GET", "/echo/a", h.ptr, NULL), 401);
+  ck_assert_int_eq(lc_iauth_sign(g_secret, sizeof g_secret, "GET", "/echo/a", &id, NULL, 0,
+                                 (int64_t)time(NULL) + 600, &h),
+                   LC_OK);
+  ck_assert_int_eq(send_raw("GET", "/echo/a", h.ptr, NULL), 401);
+  ck_assert_int_eq(lc_iauth_sign(g_secret, sizeof g_secret, "GET", "/echo/a", &id, NULL, 0,
+                                 (int64_t)time(NULL) - 30, &h),
+                   LC_OK);
+  ck_assert_int_eq(send_raw("GET", "/echo/a", h.ptr, NULL), 200);
+}
+END_TEST
+
+START_TEST(missing_or_repeated_header) {
+  lc_identity id;
+  lc_iauth_headers h;
+  const char *hdrs[LC_IAUTH_NHDR + 2];
+  int skip, i, n;
+  ident(&id, UID, "user", "full");
+  ck_assert_int_eq(lc_iauth_sign(g_secret, sizeof g_secret, "GET", "/echo/a", &id, NULL, 0,
+                                 (int64_t)time(NULL), &h),
+                   LC_OK);
+  for (skip = 0; skip < LC_IAUTH_NHDR; skip++) {
+    for (i = 0, n = 0; i < LC_IAUTH_NHDR; i++)
+      if (i != skip) hdrs[n++] = h.ptr[i];
+    hdrs[n] = NULL;
+    ck_assert_int_eq(send_raw("GET", "/echo/a", hdrs, NULL), 401);
+  }
+  for (i = 0; i < LC_IAUTH_NHDR; i++) hdrs[i] = h.ptr[i];
+  hdrs[LC_IAUTH_NHDR] = "X-Auth-Role: admin";
+  hdrs[LC_IAUTH_NHDR + 1] = NULL;
+  ck_assert_int_eq(send_raw("GET", "/echo/a", hdrs, NULL), 401);
+  ck_assert_int_eq(send_raw("GET", "/echo/a", NULL, NULL), 401);
+}
+END_TEST
+
+START_TEST(sign_rejects_bad_identity) {
+  lc_identity id;
+  lc_iauth_headers h;
+  ident(&id, "not-a-uuid", "user", "full");
+  ck_assert_int_eq(lc_iauth_sign(g_secret, 32, "GET", "/x", &id, NULL, 0, 1, &h), LC_ERR_PARAM);
+  ident(&id, UID, "root", "full");
+  ck_assert_int_eq(lc_iauth_sign(g_secret, 32, "GET", "/x", &id, NULL, 0, 1, &h), LC_ERR_PARAM);
+  ident(&id, UID, "user", "full");
+  ck_assert_int_eq(lc_iauth_sign(g_secret, 32, "GET", "x", &id, NULL, 0, 1, &h), LC_ERR_PARAM);
+  ck_assert_int_eq(lc_iauth_sign(g_secret, 32, "GET", "/x y", &id, NULL, 0, 1, &h),
+                   LC_ERR_PARAM);
+  snprintf(id.request_id, sizeof id.request_id, "bad\nrid");
+  ck_assert_int_eq(lc_iauth_sign(g_secret, 32, "GET", "/x", &id, NULL, 0, 1, &h), LC_ERR_PARAM);
+}
+END_TEST
+
+START_TEST(ops_limits_catchall) {
+  lc_http_req rq;
+  lc_http_resp r;
+  char url[128], err[LC_ERR_LEN] = "", big[5000];
+  lc_identity id;
+  memset(&rq, 0, sizeof rq);
+  rq.url = url;
+  snprintf(url, sizeof url, "%s/healthz", g_base);
+  ck_assert_int_eq(lc_http_do(&rq, &r, err), LC_OK);
+  ck_assert_int_eq(r.status, 200);
+  ck_assert_str_eq(r.body, "{\"status\":\"ok\"}");
+  lc_http_resp_free(&r);
+  snprintf(url, sizeof url, "%s/readyz", g_base);
+  ck_assert_int_eq(lc_http_do(&rq, &r, err), LC_OK);
+  ck_assert_int_eq(r.status, 200);
+  lc_http_resp_free(&r);
+  ready_flag = 0;
+  ck_assert_int_eq(lc_http_do(&rq, &r, err), LC_OK);
+  ready_flag = 1;
+  ck_assert_int_eq(r.status, 503);
+  lc_http_resp_free(&r);
+  lc_metric_add("lctest_things_total{kind=\"a\"}", 3);
+  lc_metric_add("lctest_things_total{kind=\"a\"}", 2);
+  lc_metric_add("bad name", 1);
+  snprintf(url, sizeof url, "%s/metrics", g_base);
+  ck_assert_int_eq(lc_http_do(&rq, &r, err), LC_OK);
+  ck_assert_int_eq(r.status, 200);
+  ck_assert_ptr_nonnull(strstr(r.body, "lctest_up 1\n"));
+  ck_assert_ptr_nonnull(strstr(r.body, "lctest_things_total{kind=\"a\"} 5\n"));
+  ck_assert_ptr_null(strstr(r.body, "bad name"));
+  lc_http_resp_free(&r);
+  /* unknown route: 401 unsigned, 404 signed */
+  snprintf(url, sizeof url, "%s/nope", g_base);
+  ck_assert_int_eq(lc_http_do(&rq, &r, err), LC_OK);
+  ck_assert_int_eq(r.status, 401);
+  lc_http_resp_free(&r);
+  ident(&id, UID, "user", "full");
+  ck_assert_int_eq(lc_iauth_call(g_secret, sizeof g_secret, g_base, "GET", "/nope", &id, NULL,
+                                 NULL, 0, 5000, &r, err),
+                   LC_OK);
+  ck_assert_int_eq(r.status, 404);
+  ck_assert_ptr_nonnull(strstr(r.body, "urn:problem:not-found"));
+  lc_http_resp_free(&r);
+  /* body over max_body (4096) -> 413 before auth */
+  memset(big, 'a', sizeof big - 1);
+  big[sizeof big - 1] = '\0';
+  snprintf(url, sizeof url, "%s/echo/a", g_base);
+  rq.method = "POST";
+  rq.body = big;
+  rq.body_len = strlen(big);
+  ck_assert_int_eq(lc_http_do(&rq, &r, err), LC_OK);
+  ck_assert_int_eq(r.status, 413);
+  lc_http_resp_free(&r);
+}
+END_TEST
+
+/* POSTs body with content type ct to /json; returns status, copies body. */
+static long post_json(const char *ct, const char *body, char *out, size_t outsz, char *rct,
+                      size_t rctsz) {
+  char url[128], hdr[128], err[LC_ERR_LEN] = "";
+  const char *h[2] = {hdr, NULL};
+  lc_http_req rq;
+  lc_http_resp r;
+  long st;
+  snprintf(url, sizeof url, "%s/json", g_base);
+  snprintf(hdr, sizeof hdr, "Content-Type: %s", ct);
+  memset(&rq, 0, sizeof rq);
+  rq.method = "POST";
+  rq.url = url;
+  rq.headers = h;
+  rq.body = body;
+  rq.body_len = strlen(body);
+  rq.keep_headers = 1;
+  ck_assert_int_eq(lc_http_do(&rq, &r, err), LC_OK);
+  st = r.status;
+  snprintf(out, outsz, "%s", r.body ? r.body : "");
+  if (rct != NULL && lc_http_resp_header(&r, "Content-Type", rct, rctsz) != LC_OK) rct[0] = 0;
+  lc_http_resp_free(&r);
+  return st;
+}
+
+START_TEST(json_body_rules) {
+  char b[512], ct[64];
+  ck_assert_int_eq(post_json("application/json", "{\"email\":\"a@b.c\"}", b, sizeof b, ct,
+                             sizeof ct),
+                   201);
+  ck_assert_str_eq(b, "{\"email\":\"a@b.c\"}");
+  ck_assert_str_eq(ct, "application/json");
+  ck_assert_int_eq(post_json("Application/JSON; charset=utf-8", "{}", b, sizeof b, NULL, 0), 201);
+  ck_assert_int_eq(post_json("text/plain", "{}", b, sizeof b, ct, sizeof ct), 415);
+  ck_assert_str_eq(ct, "application/problem+json");
+  ck_assert_ptr_nonnull(strstr(b, "\"title\":\"Unsupported Media Type\""));
+  ck_assert_ptr_nonnull(strstr(b, "\"status\":415"));
+  ck_assert_int_eq(post_json("application/jsonx", "{}", b, sizeof b, NULL, 0), 415);
+  ck_assert_int_eq(post_json("application/json", "[1]", b, sizeof b, NULL, 0), 400);
+  ck_assert_int_eq(post_json("application/json", "5", b, sizeof b, NULL, 0), 400);
+  ck_assert_int_eq(post_json("application/json", "{\"email\":", b, sizeof b, NULL, 0), 400);
+  ck_assert_int_eq(post_json("application/json", "{\"a\":1,\"a\":2}", b, sizeof b, NULL, 0),
+                   400);
+  ck_assert_int_eq(post_json("application/json", "{\"role\":\"admin\"}", b, sizeof b, NULL, 0),
+                   400);
+  ck_assert_ptr_nonnull(strstr(b, "unknown field 'role'"));
+  ck_assert_ptr_nonnull(strstr(b, "urn:problem:bad-request"));
+  ck_assert_int_eq(post_json("application/json",
+                             "{\"email\":\"aaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaa\"}",
+                             b, sizeof b, NULL, 0),
+                   413);
+}
+END_TEST
+
+START_TEST(http_client_caps) {
+  lc_http_req rq;
+  lc_http_resp r;
+  char url[128], err[LC_ERR_LEN] = "";
+  memset(&rq, 0, sizeof rq);
+  snprintf(url, sizeof url, "%s/metrics", g_base);
+  rq.url = url;
+  rq.max_resp = 5;
+  ck_assert_int_eq(lc_http_do(&rq, &r, err), LC_ERR_TOO_LARGE);
+  ck_assert_ptr_null(r.body);
+  lc_http_resp_free(&r);
+  /* nothing listens on port 1 */
+  rq.url = "http://127.0.0.1:1/";
+  rq.max_resp = 0;
+  ck_assert_int_eq(lc_http_do(&rq, &r, err), LC_ERR_IO);
+  lc_http_resp_free(&r);
+  rq.url = "file:///etc/passwd";
+  ck_assert_int_ne(lc_http_do(&rq, &r, err), LC_OK);
+  lc_http_resp_free(&r);
+}
+END_TEST
+
+/* Self-signed P-256 test certificate for 127.0.0.1 (test-only key). */
+static const char TEST_KEY[] =
+    "-----BEGIN PRIVATE KEY-----\n"
+    "MIGHAgEAMBMGByqGSM49AgEGCCqGSM49AwEHBG0wawIBAQQgK0Favr4HNE2YRw3Z\n"
+    "irk4GI7MPUiJRfEKWuUcPBNhIVihRANCAAQ8ZNPc3acAroFdDqs5OeUOpt8yrTkA\n"
+    "uHT3ERVo95NfK2w5+ME33ZckHYg8u6FLIAfS14UzSnEYEnspDyq0FzNx\n"
+    "-----END PRIVATE KEY-----\n";
+static const char TEST_CERT[] =
+    "-----BEGIN CERTIFICATE-----\n"
+    "MIIBkDCCATagAwIBAgIUKR7UPHa9xJViKEJfCBbGpRhHbu0wCgYIKoZIzj0EAwIw\n"
+    "FDESMBAGA1UEAwwJMTI3LjAuMC4xMCAXDTI2MTEyODEyMjcxNFoYDzIxMjYxMTA0\n"
+    "MTIyNzE0WjAUMRIwEAYDVQQDDAkxMjcuMC4wLjEwWTATBgcqhkjOPQIBBggqhkjO\n"
+    "PQMBBwNCAAQ8ZNPc3acAroFdDqs5OeUOpt8yrTkAuHT3ERVo95NfK2w5+ME33Zck\n"
+    "HYg8u6FLIAfS14UzSnEYEnspDyq0FzNxo2QwYjAdBgNVHQ4EFgQUbKtgQv5xZh4u\n"
+    "f/gK1f5jjSR7XOowHwYDVR0jBBgwFoAUbKtgQv5xZh4uf/gK1f5jjSR7XOowDwYD\n"
+    "VR0TAQH/BAUwAwEB/zAPBgNVHREECDAGhwR/AAABMAoGCCqGSM49BAMCA0gAMEUC\n"
+    "IQCreuFtZ/rNA2QI1qlDYY95qfEZpFdIE1leQwSrUxnZcwIgRwGeUjv30fpnuKrS\n"
+    "m1y9HSwyJhrkHfmzFDvt6q/jzvI=\n"
+    "-----END CERTIFICATE-----\n";
+
+static size_t discard(char *p, size_t sz, size_t n, void *ud) {
+  (void)p;
+  (void)ud;
+  return sz * n;
+}
+
+START_TEST(tls_server) {
+  struct _u_instance inst;
+  char err[LC_ERR_LEN] = "", url[96];
+  int port = 0, attempt, rc = LC_ERR;
+  long code = 0;
+  CURL *c;
+  for (attempt = 0; attempt < 20 && rc != LC_OK; attempt++) {
+    port = 24000 + (int)randombytes_uniform(1000);
+    ck_assert_int_eq(lc_svc_instance_init(&inst, "127.0.0.1", port, 0, err), LC_OK);
+    ck_assert_int_eq(lc_svc_add_ops(&inst, "lctls", NULL, NULL), LC_OK);
+    rc = lc_svc_start(&inst, TEST_KEY, TEST_CERT, 8, 5, err);
+    if (rc != LC_OK) ulfius_clean_instance(&inst);
+  }
+  ck_assert_msg(rc == LC_OK, "tls start: %s", err);
+  snprintf(url, sizeof url, "https://127.0.0.1:%d/healthz", port);
+  c = curl_easy_init();
+  curl_easy_setopt(c, CURLOPT_URL, url);
+  curl_easy_setopt(c, CURLOPT_NOSIGNAL, 1L);
+  curl_easy_setopt(c, CURLOPT_SSL_VERIFYPEER, 0L);
+  curl_easy_setopt(c, CURLOPT_SSL_VERIFYHOST, 0L);
+  curl_easy_setopt(c, CURLOPT_TIMEOUT, 10L);
+  curl_easy_setopt(c, CURLOPT_WRITEFUNCTION, discard);
+  ck_assert_int_eq(curl_easy_perform(c), CURLE_OK);
+  curl_easy_getinfo(c, CURLINFO_RESPONSE_CODE, &code);
+  ck_assert_int_eq(code, 200);
+  curl_easy_cleanup(c);
+  /* plain HTTP to the TLS port gets no HTTP answer */
+  {
+    lc_http_req rq;
+    lc_http_resp r;
+    memset(&rq, 0, sizeof rq);
+    snprintf(url, sizeof url, "http://127.0.0.1:%d/healthz", port);
+    rq.url = url;
+    rq.timeout_ms = 3000;
+    if (lc_http_do(&rq, &r, err) == LC_OK) ck_assert_int_ne(r.status, 200);
+    lc_http_resp_free(&r);
+    lc_http_thread_cleanup();
+  }
+  ulfius_stop_framework(&inst);
+  ulfius_clean_instance(&inst);
+  /* key without certificate is refused */
+  ck_assert_int_eq(lc_svc_instance_init(&inst, "127.0.0.1", port, 0, err), LC_OK);
+  ck_assert_int_eq(lc_svc_start(&inst, TEST_KEY, NULL, 8, 5, err), LC_ERR_PARAM);
+  ulfius_clean_instance(&inst);
+  ck_assert_int_eq(lc_svc_instance_init(&inst, "not-an-ip", port, 0, err), LC_ERR_PARAM);
+}
+END_TEST
+
+Suite *iauth_suite(void) {
+  Suite *s = suite_create("iauth");
+  TCase *tc = tcase_create("server");
+  tcase_set_timeout(tc, 60);
+  tcase_add_checked_fixture(tc, server_up, server_down);
+  tcase_add_test(tc, round_trip_ok);
+  tcase_add_test(tc, anonymous_ok);
+  tcase_add_test(tc, wrong_secret);
+  tcase_add_test(tc, tampered_body_path);
+  tcase_add_test(tc, stale_timestamp);
+  tcase_add_test(tc, missing_or_repeated_header);
+  tcase_add_test(tc, sign_rejects_bad_identity);
+  tcase_add_test(tc, ops_limits_catchall);
+  tcase_add_test(tc, http_client_caps);
+  tcase_add_test(tc, json_body_rules);
+  suite_add_tcase(s, tc);
+  {
+    TCase *tt = tcase_create("tls");
+    tcase_set_timeout(tt, 60);
+    tcase_add_test(tt, tls_server);
+    suite_add_tcase(s, tt);
+  }
+  return s;
+}
