@@ -1,0 +1,321 @@
+/* s3.c - minimal S3 client over lc_http_do with our SigV4 signer (see s3.h). */
+#include "s3.h"
+
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+
+#include "lc/http.h"
+#include "lc/log.h"
+#include "lc/util.h"
+#include "sigv4.h"
+
+#define S3_PATH_MAX 1024
+#define S3_URL_MAX 2048
+#define S3_SMALL_RESP 65536
+
+typedef struct {
+  const char *method;
+  const char *key;            /* NULL = bucket itself */
+  const void *body;
+  size_t len;
+  const char *content_type;   /* NULL = none */
+  size_t max_resp;
+} s3_op;
+
+int storage_s3_key_valid(const char *key)
+{
+  size_t n;
+
+  if (key == NULL)
+    return 0;
+  n = strlen(key);
+  if (n == 0 || n > 512 || key[0] == '/' || strstr(key, "..") != NULL ||
+      strstr(key, "//") != NULL)
+    return 0;
+  for (size_t i = 0; i < n; i++) {
+    char c = key[i];
+    int ok = (c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z') || (c >= '0' && c <= '9') ||
+             c == '/' || c == '.' || c == '_' || c == '-';
+    if (!ok)
+      return 0;
+  }
+  return 1;
+}
+
+static int bucket_valid(const char *b)
+{
+  size_t n = b != NULL ? strlen(b) : 0;
+
+  if (n < 3 || n > 63 || b[0] == '.' || b[0] == '-' || b[n - 1] == '.' || b[n - 1] == '-')
+    return 0;
+  for (size_t i = 0; i < n; i++) {
+    char c = b[i];
+    if (!((c >= 'a' && c <= 'z') || (c >= '0' && c <= '9') || c == '.' || c == '-'))
+      return 0;
+  }
+  return 1;
+}
+
+int storage_s3_init(storage_s3 *s3, const char *endpoint, const char *region,
+                    const char *bucket, const char *access_key, const char *secret_key,
+                    long timeout_ms, char err[LC_ERR_LEN])
+{
+  const char *h;
+  size_t elen;
+
+  if (s3 == NULL || endpoint == NULL || region == NULL || access_key == NULL ||
+      secret_key == NULL)
+    return lc_err_set(err, LC_ERR_PARAM, "s3: missing configuration");
+  memset(s3, 0, sizeof(*s3));
+  if (strncmp(endpoint, "http://", 7) == 0)
+    h = endpoint + 7;
+  else if (strncmp(endpoint, "https://", 8) == 0)
+    h = endpoint + 8;
+  else
+    return lc_err_set(err, LC_ERR_PARAM, "S3_ENDPOINT: must start with http:// or https://");
+  if (lc_strlcpy(s3->endpoint, endpoint, sizeof(s3->endpoint)) != LC_OK ||
+      lc_strlcpy(s3->host, h, sizeof(s3->host)) != LC_OK)
+    return lc_err_set(err, LC_ERR_PARAM, "S3_ENDPOINT: too long");
+  elen = strlen(s3->endpoint);
+  if (elen > 0 && s3->endpoint[elen - 1] == '/')
+    s3->endpoint[elen - 1] = '\0';
+  {
+    size_t hl = strlen(s3->host);
+    if (hl > 0 && s3->host[hl - 1] == '/')
+      s3->host[--hl] = '\0';
+    if (hl == 0 || strpbrk(s3->host, "/?#@ ") != NULL)
+      return lc_err_set(err, LC_ERR_PARAM, "S3_ENDPOINT: must be scheme://host[:port] without a path");
+  }
+  if (!bucket_valid(bucket))
+    return lc_err_set(err, LC_ERR_PARAM, "S3_BUCKET: not a valid bucket name");
+  if (region[0] == '\0' || lc_strlcpy(s3->region, region, sizeof(s3->region)) != LC_OK ||
+      lc_strlcpy(s3->bucket, bucket, sizeof(s3->bucket)) != LC_OK)
+    return lc_err_set(err, LC_ERR_PARAM, "S3_REGION: empty or too long");
+  if (access_key[0] == '\0' ||
+      lc_strlcpy(s3->access_key, access_key, sizeof(s3->access_key)) != LC_OK)
+    return lc_err_set(err, LC_ERR_PARAM, "S3_ACCESS_KEY: empty or too long");
+  if (secret_key[0] == '\0' ||
+      lc_strlcpy(s3->secret_key, secret_key, sizeof(s3->secret_key)) != LC_OK) {
+    storage_s3_clear(s3);
+    return lc_err_set(err, LC_ERR_PARAM, "S3_SECRET_KEY: empty or too long");
+  }
+  s3->timeout_ms = timeout_ms > 0 ? timeout_ms : 10000;
+  return LC_OK;
+}
+
+void storage_s3_clear(storage_s3 *s3)
+{
+  if (s3 != NULL)
+    explicit_bzero(s3->secret_key, sizeof(s3->secret_key));
+}
+
+/* Signs and performs one request; *resp is filled (caller frees) on LC_OK. */
+static int s3_do(const storage_s3 *s3, const s3_op *op, lc_http_resp *resp,
+                 char err[LC_ERR_LEN])
+{
+  char path[S3_PATH_MAX], epath[S3_PATH_MAX * 3], url[S3_URL_MAX];
+  char h_host[300], h_date[40], h_sha[100], h_auth[STORAGE_SIGV4_AUTH_LEN + 32], h_ct[160];
+  const char *hdrs[7];
+  storage_sigv4_kv extra[1];
+  storage_sigv4_req sreq;
+  storage_sigv4_out sout;
+  uint8_t digest[32];
+  char body_sha[65];
+  lc_http_req hreq;
+  size_t nh = 0;
+  int n, rc;
+
+  if (op->key != NULL && !storage_s3_key_valid(op->key))
+    return lc_err_set(err, LC_ERR_PARAM, "s3: invalid object key");
+  if (op->key != NULL)
+    n = snprintf(path, sizeof(path), "/%s/%s", s3->bucket, op->key);
+  else
+    n = snprintf(path, sizeof(path), "/%s", s3->bucket);
+  if (n < 0 || (size_t)n >= sizeof(path))
+    return lc_err_set(err, LC_ERR_PARAM, "s3: object key too long");
+  if (storage_sigv4_uri_encode(path, 0, epath, sizeof(epath)) != LC_OK)
+    return lc_err_set(err, LC_ERR_PARAM, "s3: object key too long");
+  n = snprintf(url, sizeof(url), "%s%s", s3->endpoint, epath);
+  if (n < 0 || (size_t)n >= sizeof(url))
+    return lc_err_set(err, LC_ERR_PARAM, "s3: url too long");
+
+  lc_sha256(op->body != NULL ? op->body : "", op->body != NULL ? op->len : 0, digest);
+  lc_hex_encode(digest, 32, body_sha);
+
+  memset(&sreq, 0, sizeof(sreq));
+  sreq.method = op->method;
+  sreq.path = path;
+  sreq.host = s3->host;
+  if (op->content_type != NULL) {
+    extra[0].name = "content-type";
+    extra[0].value = op->content_type;
+    sreq.headers = extra;
+    sreq.nheaders = 1;
+  }
+  sreq.payload_sha256 = body_sha;
+  sreq.access_key = s3->access_key;
+  sreq.secret_key = s3->secret_key;
+  sreq.region = s3->region;
+  sreq.service = "s3";
+  sreq.now = time(NULL);
+  rc = storage_sigv4_sign(&sreq, &sout, NULL, 0, err);
+  if (rc != LC_OK)
+    return rc;
+
+  snprintf(h_host, sizeof(h_host), "Host: %s", s3->host);
+  snprintf(h_date, sizeof(h_date), "x-amz-date: %s", sout.amz_date);
+  snprintf(h_sha, sizeof(h_sha), "x-amz-content-sha256: %s", body_sha);
+  snprintf(h_auth, sizeof(h_auth), "Authorization: %s", sout.authorization);
+  hdrs[nh++] = h_host;
+  hdrs[nh++] = h_date;
+  hdrs[nh++] = h_sha;
+  hdrs[nh++] = h_auth;
+  if (op->content_type != NULL) {
+    n = snprintf(h_ct, sizeof(h_ct), "Content-Type: %s", op->content_type);
+    if (n < 0 || (size_t)n >= sizeof(h_ct))
+      return lc_err_set(err, LC_ERR_PARAM, "s3: content type too long");
+    hdrs[nh++] = h_ct;
+  }
+  hdrs[nh] = NULL;
+
+  memset(&hreq, 0, sizeof(hreq));
+  hreq.method = op->method;
+  hreq.url = url;
+  hreq.headers = hdrs;
+  hreq.body = op->body;
+  hreq.body_len = op->body != NULL ? op->len : 0;
+  hreq.timeout_ms = s3->timeout_ms;
+  hreq.max_resp = op->max_resp > 0 ? op->max_resp : S3_SMALL_RESP;
+  memset(resp, 0, sizeof(*resp));
+  rc = lc_http_do(&hreq, resp, err);
+  explicit_bzero(h_auth, sizeof(h_auth));
+  if (rc == LC_ERR_TOO_LARGE) {
+    lc_http_resp_free(resp);
+    return lc_err_set(err, LC_ERR_TOO_LARGE, "s3: %s response over %zu bytes", op->method,
+                      hreq.max_resp);
+  }
+  if (rc != LC_OK) {
+    lc_http_resp_free(resp);
+    return lc_err_set(err, LC_ERR_UNAVAIL, "s3: %s failed: store unreachable", op->method);
+  }
+  return LC_OK;
+}
+
+/* Maps a non-success S3 status to an lc status and error text (S3 error code included). */
+static int s3_status_err(const char *what, const lc_http_resp *resp, char err[LC_ERR_LEN])
+{
+  char code[64] = "";
+  const char *b = resp->body, *s, *e;
+
+  if (b != NULL) {
+    s = strstr(b, "<Code>");
+    e = s != NULL ? strstr(s, "</Code>") : NULL;
+    if (s != NULL && e != NULL && (size_t)(e - s - 6) < sizeof(code)) {
+      memcpy(code, s + 6, (size_t)(e - s - 6));
+      code[e - s - 6] = '\0';
+    }
+  }
+  if (resp->status >= 500)
+    return lc_err_set(err, LC_ERR_UNAVAIL, "s3: %s: status %ld %s", what, resp->status, code);
+  return lc_err_set(err, LC_ERR_IO, "s3: %s: status %ld %s", what, resp->status, code);
+}
+
+int storage_s3_ping(const storage_s3 *s3)
+{
+  s3_op op = {"HEAD", NULL, NULL, 0, NULL, 0};
+  lc_http_resp resp;
+  char err[LC_ERR_LEN];
+  int ok;
+
+  if (s3_do(s3, &op, &resp, err) != LC_OK)
+    return 0;
+  ok = resp.status == 200;
+  lc_http_resp_free(&resp);
+  return ok;
+}
+
+int storage_s3_ensure_bucket(const storage_s3 *s3, char err[LC_ERR_LEN])
+{
+  s3_op op = {"PUT", NULL, NULL, 0, NULL, 0};
+  lc_http_resp resp;
+  int rc;
+
+  rc = s3_do(s3, &op, &resp, err);
+  if (rc != LC_OK)
+    return rc;
+  if (resp.status == 200 ||
+      (resp.status == 409 && resp.body != NULL &&
+       strstr(resp.body, "BucketAlreadyOwnedByYou") != NULL)) {
+    rc = LC_OK;
+  } else if (resp.status == 409 && storage_s3_ping(s3)) {
+    rc = LC_OK; /* exists and our credentials can use it */
+  } else {
+    rc = s3_status_err("create bucket", &resp, err);
+  }
+  lc_http_resp_free(&resp);
+  return rc;
+}
+
+int storage_s3_put_object(const storage_s3 *s3, const char *key, const void *body, size_t len,
+                          const char *content_type, char err[LC_ERR_LEN])
+{
+  s3_op op = {"PUT", key, body, len, content_type, 0};
+  lc_http_resp resp;
+  int rc;
+
+  if (key == NULL)
+    return lc_err_set(err, LC_ERR_PARAM, "s3: missing key");
+  rc = s3_do(s3, &op, &resp, err);
+  if (rc != LC_OK)
+    return rc;
+  rc = resp.status == 200 ? LC_OK : s3_status_err("put object", &resp, err);
+  lc_http_resp_free(&resp);
+  return rc;
+}
+
+int storage_s3_get_object(const storage_s3 *s3, const char *key, size_t max, char **body,
+                          size_t *len, char err[LC_ERR_LEN])
+{
+  s3_op op = {"GET", key, NULL, 0, NULL, max};
+  lc_http_resp resp;
+  int rc;
+
+  if (key == NULL || body == NULL || len == NULL || max == 0)
+    return lc_err_set(err, LC_ERR_PARAM, "s3: bad get arguments");
+  *body = NULL;
+  *len = 0;
+  rc = s3_do(s3, &op, &resp, err);
+  if (rc != LC_OK)
+    return rc;
+  if (resp.status == 200) {
+    *len = resp.len;
+    *body = resp.body != NULL ? resp.body : lc_xstrdup("");
+    resp.body = NULL;
+    rc = LC_OK;
+  } else if (resp.status == 404) {
+    rc = lc_err_set(err, LC_ERR_NOTFOUND, "s3: no such key");
+  } else {
+    rc = s3_status_err("get object", &resp, err);
+  }
+  lc_http_resp_free(&resp);
+  return rc;
+}
+
+int storage_s3_delete_object(const storage_s3 *s3, const char *key, char err[LC_ERR_LEN])
+{
+  s3_op op = {"DELETE", key, NULL, 0, NULL, 0};
+  lc_http_resp resp;
+  int rc;
+
+  if (key == NULL)
+    return lc_err_set(err, LC_ERR_PARAM, "s3: missing key");
+  rc = s3_do(s3, &op, &resp, err);
+  if (rc != LC_OK)
+    return rc;
+  rc = (resp.status == 204 || resp.status == 200) ? LC_OK
+                                                    : s3_status_err("delete object", &resp, err);
+  lc_http_resp_free(&resp);
+  return rc;
+}
