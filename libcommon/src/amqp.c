@@ -1,0 +1,673 @@
+/* amqp.c - RabbitMQ publisher with publisher confirms, topology declaration
+ * and a reconnecting consumer with manual acknowledgements (librabbitmq 0.11).
+ *
+ * Every connection uses channel 1 only. A publisher waits for the broker's
+ * basic.ack of each message (one in flight); a basic.return (mandatory,
+ * unroutable), basic.nack, channel/connection close or timeout is reported
+ * as an error and the publisher becomes unusable (close and reopen).
+ * The consumer acks only after its handler returns; see lc/amqp.h for the
+ * handler contract and proto/topology.md for the wire topology.
+ * Error texts carry host and port but never the URL's credentials. */
+#include "lc/amqp.h"
+
+#include <amqp.h>
+#include <amqp_tcp_socket.h>
+#include <stdint.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/time.h>
+#include <time.h>
+
+#include "lc/log.h"
+#include "lc/util.h"
+
+#define AMQP_CHAN 1
+#define AMQP_CONNECT_TIMEOUT_MS 5000
+#define AMQP_RPC_TIMEOUT_MS 10000
+#define AMQP_FRAME_MAX 131072
+#define AMQP_CONSUMER_HEARTBEAT_S 30
+#define AMQP_CONSUME_POLL_MS 500
+#define AMQP_RETRY_DELAY_MS 200
+#define AMQP_BACKOFF_MIN_MS 200
+#define AMQP_BACKOFF_MAX_MS 5000
+#define AMQP_MAX_BODY (1024u * 1024u)
+
+struct lc_amqp_pub {
+  amqp_connection_state_t conn;
+  uint64_t next_tag; /* delivery tag of the next publish (confirm mode starts at 1) */
+  int broken;        /* 1 after any failure: the channel state is unknown */
+};
+
+/* ------------------------------------------------------------ helpers -- */
+
+static struct timeval ms_tv(int64_t ms) {
+  struct timeval tv;
+  if (ms < 0)
+    ms = 0;
+  tv.tv_sec = (time_t)(ms / 1000);
+  tv.tv_usec = (suseconds_t)((ms % 1000) * 1000);
+  return tv;
+}
+
+static void sleep_ms(int ms) {
+  struct timespec ts = {ms / 1000, (long)(ms % 1000) * 1000000L};
+  while (nanosleep(&ts, &ts) != 0) {
+  }
+}
+
+/* Copies an amqp_bytes_t into a NUL-terminated bounded buffer. */
+static void bytes_to_str(amqp_bytes_t b, char *out, size_t n) {
+  size_t len = b.len < n - 1 ? b.len : n - 1;
+  if (len > 0)
+    memcpy(out, b.bytes, len);
+  out[len] = '\0';
+}
+
+/* Describes a failed RPC reply; returns LC_ERR_IO (or LC_ERR_TIMEOUT). */
+static int rpc_fail(amqp_rpc_reply_t r, const char *what, char err[LC_ERR_LEN]) {
+  char text[128];
+
+  switch (r.reply_type) {
+  case AMQP_RESPONSE_NORMAL:
+    return LC_OK;
+  case AMQP_RESPONSE_NONE:
+    return lc_err_set(err, LC_ERR_IO, "%s - missing RPC reply", what);
+  case AMQP_RESPONSE_LIBRARY_EXCEPTION:
+    return lc_err_set(err, r.library_error == AMQP_STATUS_TIMEOUT ? LC_ERR_TIMEOUT : LC_ERR_IO,
+                      "%s - %s", what, amqp_error_string2(r.library_error));
+  case AMQP_RESPONSE_SERVER_EXCEPTION:
+    if (r.reply.id == AMQP_CONNECTION_CLOSE_METHOD) {
+      amqp_connection_close_t *m = r.reply.decoded;
+      bytes_to_str(m->reply_text, text, sizeof(text));
+      return lc_err_set(err, LC_ERR_IO, "%s - connection closed by broker: %u %s", what,
+                        m->reply_code, text);
+    }
+    if (r.reply.id == AMQP_CHANNEL_CLOSE_METHOD) {
+      amqp_channel_close_t *m = r.reply.decoded;
+      bytes_to_str(m->reply_text, text, sizeof(text));
+      return lc_err_set(err, LC_ERR_IO, "%s - channel closed by broker: %u %s", what,
+                        m->reply_code, text);
+    }
+    return lc_err_set(err, LC_ERR_IO, "%s - unexpected server method 0x%08x", what,
+                      (unsigned)r.reply.id);
+  }
+  return lc_err_set(err, LC_ERR_IO, "%s - unknown reply type", what);
+}
+
+/* Checks the last RPC reply. On a broker-side channel or connection close
+ * it completes the close handshake (and closes the connection politely
+ * after a channel close), so the caller only has to destroy the
+ * connection. Returns LC_OK or the error from rpc_fail. */
+static int rpc_check(amqp_connection_state_t c, const char *what, char err[LC_ERR_LEN]) {
+  amqp_rpc_reply_t r = amqp_get_rpc_reply(c);
+  int rc = rpc_fail(r, what, err);
+
+  if (rc == LC_OK || r.reply_type != AMQP_RESPONSE_SERVER_EXCEPTION)
+    return rc;
+  if (r.reply.id == AMQP_CHANNEL_CLOSE_METHOD) {
+    amqp_channel_close_ok_t ok;
+    memset(&ok, 0, sizeof(ok));
+    amqp_send_method(c, AMQP_CHAN, AMQP_CHANNEL_CLOSE_OK_METHOD, &ok);
+    amqp_connection_close(c, AMQP_REPLY_SUCCESS);
+  } else if (r.reply.id == AMQP_CONNECTION_CLOSE_METHOD) {
+    amqp_connection_close_ok_t ok;
+    memset(&ok, 0, sizeof(ok));
+    amqp_send_method(c, 0, AMQP_CONNECTION_CLOSE_OK_METHOD, &ok);
+  }
+  return rc;
+}
+
+/* Opens a connection and channel 1. url is copied (amqp_parse_url edits
+ * it in place). heartbeat in seconds (0 = none). */
+static int conn_open(const char *url, int heartbeat, amqp_connection_state_t *out,
+                     char err[LC_ERR_LEN]) {
+  struct amqp_connection_info ci;
+  amqp_connection_state_t c = NULL;
+  amqp_socket_t *sock;
+  struct timeval tv;
+  char *copy = NULL;
+  int st, rc = LC_OK;
+
+  *out = NULL;
+  if (url == NULL || url[0] == '\0')
+    return lc_err_set(err, LC_ERR_PARAM, "amqp - empty url");
+  copy = lc_xstrdup(url);
+  if (amqp_parse_url(copy, &ci) != AMQP_STATUS_OK) {
+    rc = lc_err_set(err, LC_ERR_PARAM, "amqp - malformed url");
+    goto out;
+  }
+  if (ci.ssl) {
+    rc = lc_err_set(err, LC_ERR_PARAM, "amqp - amqps:// is not supported");
+    goto out;
+  }
+  c = amqp_new_connection();
+  if (c == NULL) {
+    rc = lc_err_set(err, LC_ERR_NOMEM, "amqp - cannot allocate connection");
+    goto out;
+  }
+  sock = amqp_tcp_socket_new(c);
+  if (sock == NULL) {
+    rc = lc_err_set(err, LC_ERR_NOMEM, "amqp - cannot allocate socket");
+    goto out;
+  }
+  tv = ms_tv(AMQP_CONNECT_TIMEOUT_MS);
+  st = amqp_socket_open_noblock(sock, ci.host, ci.port, &tv);
+  if (st != AMQP_STATUS_OK) {
+    rc = lc_err_set(err, LC_ERR_UNAVAIL, "amqp - cannot connect to %s:%d: %s", ci.host, ci.port,
+                    amqp_error_string2(st));
+    goto out;
+  }
+  tv = ms_tv(AMQP_RPC_TIMEOUT_MS);
+  amqp_set_handshake_timeout(c, &tv);
+  amqp_set_rpc_timeout(c, &tv);
+  rc = rpc_fail(amqp_login(c, ci.vhost, 0, AMQP_FRAME_MAX, heartbeat, AMQP_SASL_METHOD_PLAIN,
+                           ci.user, ci.password),
+                "amqp login", err);
+  if (rc != LC_OK) {
+    rc = LC_ERR_UNAVAIL;
+    goto out;
+  }
+  amqp_channel_open(c, AMQP_CHAN);
+  rc = rpc_check(c, "amqp channel.open", err);
+  if (rc != LC_OK)
+    goto out;
+  *out = c;
+  c = NULL;
+out:
+  if (c != NULL)
+    amqp_destroy_connection(c);
+  free(copy);
+  return rc;
+}
+
+/* Closes politely when the connection is healthy, then frees it. Callers
+ * pass healthy=0 after errors (the close handshake, if still possible, was
+ * already done by rpc_check / the frame handlers). */
+static void conn_close(amqp_connection_state_t c, int healthy) {
+  if (c == NULL)
+    return;
+  if (healthy) {
+    amqp_channel_close(c, AMQP_CHAN, AMQP_REPLY_SUCCESS);
+    amqp_connection_close(c, AMQP_REPLY_SUCCESS);
+  }
+  amqp_destroy_connection(c);
+}
+
+/* ---------------------------------------------------------- publisher -- */
+
+int lc_amqp_pub_open(const char *url, lc_amqp_pub **out, char err[LC_ERR_LEN]) {
+  amqp_connection_state_t c = NULL;
+  int rc;
+
+  if (out == NULL)
+    return lc_err_set(err, LC_ERR_PARAM, "lc_amqp_pub_open - out is NULL");
+  *out = NULL;
+  rc = conn_open(url, 0, &c, err);
+  if (rc != LC_OK)
+    return rc;
+  amqp_confirm_select(c, AMQP_CHAN);
+  rc = rpc_check(c, "amqp confirm.select", err);
+  if (rc != LC_OK) {
+    conn_close(c, 0);
+    return rc;
+  }
+  lc_amqp_pub *p = lc_xcalloc(1, sizeof(*p));
+  p->conn = c;
+  p->next_tag = 1;
+  *out = p;
+  return LC_OK;
+}
+
+void lc_amqp_pub_close(lc_amqp_pub *pub) {
+  if (pub == NULL)
+    return;
+  conn_close(pub->conn, !pub->broken);
+  free(pub);
+}
+
+/* Reads and discards the content header and body frames that follow a
+ * basic.return. */
+static int skip_content(amqp_connection_state_t c, int64_t deadline, char err[LC_ERR_LEN]) {
+  amqp_frame_t f;
+  uint64_t size, got = 0;
+  struct timeval tv = ms_tv(deadline - lc_mono_ms());
+  int st = amqp_simple_wait_frame_noblock(c, &f, &tv);
+
+  if (st != AMQP_STATUS_OK)
+    return lc_err_set(err, st == AMQP_STATUS_TIMEOUT ? LC_ERR_TIMEOUT : LC_ERR_IO,
+                      "lc_amqp_publish - reading returned message: %s", amqp_error_string2(st));
+  if (f.frame_type != AMQP_FRAME_HEADER)
+    return lc_err_set(err, LC_ERR_IO, "lc_amqp_publish - expected content header");
+  size = f.payload.properties.body_size;
+  while (got < size) {
+    tv = ms_tv(deadline - lc_mono_ms());
+    st = amqp_simple_wait_frame_noblock(c, &f, &tv);
+    if (st != AMQP_STATUS_OK)
+      return lc_err_set(err, st == AMQP_STATUS_TIMEOUT ? LC_ERR_TIMEOUT : LC_ERR_IO,
+                        "lc_amqp_publish - reading returned message: %s",
+                        amqp_error_string2(st));
+    if (f.frame_type != AMQP_FRAME_BODY)
+      return lc_err_set(err, LC_ERR_IO, "lc_amqp_publish - expected content body");
+    got += f.payload.body_fragment.len;
+  }
+  return LC_OK;
+}
+
+/* Not thread-safe (one publisher per thread). See lc/amqp.h. */
+int lc_amqp_publish(lc_amqp_pub *pub, const char *exchange, const char *routing_key,
+                    const char *msg_id, const char *body, size_t len, int timeout_ms,
+                    char err[LC_ERR_LEN]) {
+  amqp_basic_properties_t props;
+  amqp_bytes_t payload;
+  uint64_t tag;
+  int64_t deadline;
+  int returned = 0;
+  char rtext[128] = "";
+  int st, rc = LC_OK;
+
+  if (pub == NULL || exchange == NULL || routing_key == NULL || msg_id == NULL ||
+      (body == NULL && len > 0) || timeout_ms < 0)
+    return lc_err_set(err, LC_ERR_PARAM, "lc_amqp_publish - bad arguments");
+  if (pub->broken)
+    return lc_err_set(err, LC_ERR_IO, "lc_amqp_publish - connection unusable, reopen it");
+
+  memset(&props, 0, sizeof(props));
+  props._flags = AMQP_BASIC_CONTENT_TYPE_FLAG | AMQP_BASIC_DELIVERY_MODE_FLAG |
+                 AMQP_BASIC_MESSAGE_ID_FLAG | AMQP_BASIC_TIMESTAMP_FLAG;
+  props.content_type = amqp_cstring_bytes("application/json");
+  props.delivery_mode = AMQP_DELIVERY_PERSISTENT;
+  props.message_id = amqp_cstring_bytes(msg_id);
+  props.timestamp = (uint64_t)(lc_now_ms() / 1000);
+  payload.bytes = (void *)body;
+  payload.len = len;
+
+  st = amqp_basic_publish(pub->conn, AMQP_CHAN, amqp_cstring_bytes(exchange),
+                          amqp_cstring_bytes(routing_key), 1, 0, &props, payload);
+  if (st != AMQP_STATUS_OK) {
+    rc = lc_err_set(err, LC_ERR_IO, "lc_amqp_publish - send failed: %s", amqp_error_string2(st));
+    goto out;
+  }
+  tag = pub->next_tag++;
+  deadline = lc_mono_ms() + timeout_ms;
+
+  for (;;) {
+    amqp_frame_t f;
+    struct timeval tv = ms_tv(deadline - lc_mono_ms());
+
+    amqp_maybe_release_buffers(pub->conn);
+    st = amqp_simple_wait_frame_noblock(pub->conn, &f, &tv);
+    if (st == AMQP_STATUS_TIMEOUT) {
+      rc = lc_err_set(err, LC_ERR_TIMEOUT, "lc_amqp_publish - no confirm within %d ms",
+                      timeout_ms);
+      goto out;
+    }
+    if (st != AMQP_STATUS_OK) {
+      rc = lc_err_set(err, LC_ERR_IO, "lc_amqp_publish - %s", amqp_error_string2(st));
+      goto out;
+    }
+    if (f.frame_type != AMQP_FRAME_METHOD)
+      continue;
+
+    switch (f.payload.method.id) {
+    case AMQP_BASIC_ACK_METHOD: {
+      amqp_basic_ack_t *a = f.payload.method.decoded;
+      if (a->delivery_tag == tag || (a->multiple && a->delivery_tag >= tag)) {
+        if (returned)
+          rc = lc_err_set(err, LC_ERR_IO, "lc_amqp_publish - unroutable (%s/%s): %s", exchange,
+                          routing_key, rtext);
+        goto done;
+      }
+      break; /* confirm of an earlier tag */
+    }
+    case AMQP_BASIC_NACK_METHOD: {
+      amqp_basic_nack_t *n = f.payload.method.decoded;
+      if (n->delivery_tag == tag || (n->multiple && n->delivery_tag >= tag)) {
+        rc = lc_err_set(err, LC_ERR_IO, "lc_amqp_publish - broker nacked the message");
+        goto out;
+      }
+      break;
+    }
+    case AMQP_BASIC_RETURN_METHOD: {
+      amqp_basic_return_t *r = f.payload.method.decoded;
+      returned = 1;
+      bytes_to_str(r->reply_text, rtext, sizeof(rtext));
+      rc = skip_content(pub->conn, deadline, err);
+      if (rc != LC_OK)
+        goto out;
+      break; /* the ack follows */
+    }
+    case AMQP_CHANNEL_CLOSE_METHOD: {
+      amqp_channel_close_t *m = f.payload.method.decoded;
+      amqp_channel_close_ok_t ok;
+      bytes_to_str(m->reply_text, rtext, sizeof(rtext));
+      rc = lc_err_set(err, LC_ERR_IO, "lc_amqp_publish - channel closed: %u %s", m->reply_code,
+                      rtext);
+      memset(&ok, 0, sizeof(ok));
+      amqp_send_method(pub->conn, AMQP_CHAN, AMQP_CHANNEL_CLOSE_OK_METHOD, &ok);
+      amqp_connection_close(pub->conn, AMQP_REPLY_SUCCESS); /* channel gone: end politely */
+      goto out;
+    }
+    case AMQP_CONNECTION_CLOSE_METHOD: {
+      amqp_connection_close_t *m = f.payload.method.decoded;
+      amqp_connection_close_ok_t ok;
+      bytes_to_str(m->reply_text, rtext, sizeof(rtext));
+      rc = lc_err_set(err, LC_ERR_IO, "lc_amqp_publish - connection closed: %u %s",
+                      m->reply_code, rtext);
+      memset(&ok, 0, sizeof(ok));
+      amqp_send_method(pub->conn, 0, AMQP_CONNECTION_CLOSE_OK_METHOD, &ok);
+      goto out;
+    }
+    default:
+      break;
+    }
+  }
+
+done:
+  amqp_maybe_release_buffers(pub->conn);
+  if (rc == LC_OK)
+    return LC_OK;
+  /* Returned but acked: the channel is still consistent. */
+  return rc;
+out:
+  pub->broken = 1;
+  return rc;
+}
+
+/* ----------------------------------------------------------- topology -- */
+
+struct topo_queue {
+  const char *name;
+  const char *exchange;
+  const char *binding;
+};
+
+static const char *const topo_exchanges[] = {"credit.events", "chain.events", "auth.events"};
+static const struct topo_queue topo_queues[] = {
+    {"chain-svc.debits", "credit.events", "credit.debit.committed"},
+    {"credit-svc.chain-results", "chain.events", "chain.transfer.*"},
+};
+#define TOPO_DLX "dlx"
+
+static int topo_exchange(amqp_connection_state_t c, const char *name, const char *type,
+                         char err[LC_ERR_LEN]) {
+  char what[96];
+  amqp_exchange_declare(c, AMQP_CHAN, amqp_cstring_bytes(name), amqp_cstring_bytes(type), 0, 1,
+                        0, 0, amqp_empty_table);
+  snprintf(what, sizeof(what), "exchange.declare %s", name);
+  return rpc_check(c, what, err);
+}
+
+/* Durable quorum queue; dlq_key non-NULL adds dead-lettering via dlx. */
+static int topo_queue_decl(amqp_connection_state_t c, const char *name, const char *dlq_key,
+                           char err[LC_ERR_LEN]) {
+  amqp_table_entry_t e[3];
+  amqp_table_t args;
+  char what[128];
+
+  e[0].key = amqp_cstring_bytes("x-queue-type");
+  e[0].value.kind = AMQP_FIELD_KIND_UTF8;
+  e[0].value.value.bytes = amqp_cstring_bytes("quorum");
+  e[1].key = amqp_cstring_bytes("x-dead-letter-exchange");
+  e[1].value.kind = AMQP_FIELD_KIND_UTF8;
+  e[1].value.value.bytes = amqp_cstring_bytes(TOPO_DLX);
+  e[2].key = amqp_cstring_bytes("x-dead-letter-routing-key");
+  e[2].value.kind = AMQP_FIELD_KIND_UTF8;
+  e[2].value.value.bytes = amqp_cstring_bytes(dlq_key != NULL ? dlq_key : "");
+  args.num_entries = dlq_key != NULL ? 3 : 1;
+  args.entries = e;
+
+  amqp_queue_declare(c, AMQP_CHAN, amqp_cstring_bytes(name), 0, 1, 0, 0, args);
+  snprintf(what, sizeof(what), "queue.declare %s", name);
+  return rpc_check(c, what, err);
+}
+
+static int topo_bind(amqp_connection_state_t c, const char *queue, const char *exchange,
+                     const char *key, char err[LC_ERR_LEN]) {
+  char what[160];
+  amqp_queue_bind(c, AMQP_CHAN, amqp_cstring_bytes(queue), amqp_cstring_bytes(exchange),
+                  amqp_cstring_bytes(key), amqp_empty_table);
+  snprintf(what, sizeof(what), "queue.bind %s", queue);
+  return rpc_check(c, what, err);
+}
+
+/* Idempotent: redeclaring with identical arguments is a no-op on the broker.
+ * A queue that exists with different arguments fails with 406. */
+int lc_amqp_declare_topology(const char *url, char err[LC_ERR_LEN]) {
+  amqp_connection_state_t c = NULL;
+  int rc;
+
+  rc = conn_open(url, 0, &c, err);
+  if (rc != LC_OK)
+    return rc;
+  for (size_t i = 0; i < sizeof(topo_exchanges) / sizeof(topo_exchanges[0]); i++) {
+    rc = topo_exchange(c, topo_exchanges[i], "topic", err);
+    if (rc != LC_OK)
+      goto out;
+  }
+  rc = topo_exchange(c, TOPO_DLX, "direct", err);
+  if (rc != LC_OK)
+    goto out;
+  for (size_t i = 0; i < sizeof(topo_queues) / sizeof(topo_queues[0]); i++) {
+    const struct topo_queue *q = &topo_queues[i];
+    char dlq[128];
+    snprintf(dlq, sizeof(dlq), "%s.dlq", q->name);
+    rc = topo_queue_decl(c, dlq, NULL, err);
+    if (rc == LC_OK)
+      rc = topo_bind(c, dlq, TOPO_DLX, dlq, err);
+    if (rc == LC_OK)
+      rc = topo_queue_decl(c, q->name, dlq, err);
+    if (rc == LC_OK)
+      rc = topo_bind(c, q->name, q->exchange, q->binding, err);
+    if (rc != LC_OK)
+      goto out;
+  }
+out:
+  conn_close(c, rc == LC_OK);
+  return rc;
+}
+
+/* ----------------------------------------------------------- consumer -- */
+
+/* Handles one delivery. Returns LC_OK when the ack/reject/nack was sent,
+ * LC_ERR_IO when the connection failed. */
+static int consume_one(amqp_connection_state_t c, amqp_envelope_t *env, lc_amqp_handler fn,
+                       void *ud) {
+  char rk[256];
+  char mid[128] = "";
+  char *body = NULL;
+  size_t len = env->message.body.len;
+  int hrc, st;
+
+  bytes_to_str(env->routing_key, rk, sizeof(rk));
+  if ((env->message.properties._flags & AMQP_BASIC_MESSAGE_ID_FLAG) != 0)
+    bytes_to_str(env->message.properties.message_id, mid, sizeof(mid));
+
+  if (len > AMQP_MAX_BODY) {
+    lc_log_warn("lc_amqp_consume - message %s too large (%zu bytes), dead-lettered", mid, len);
+    hrc = LC_ERR_PARAM;
+  } else {
+    /* NUL-terminated copy so handlers may treat the body as text. */
+    body = lc_xmalloc(len + 1);
+    if (len > 0)
+      memcpy(body, env->message.body.bytes, len);
+    body[len] = '\0';
+    hrc = fn(ud, rk, mid, body, len);
+    free(body);
+  }
+
+  if (hrc == LC_OK) {
+    st = amqp_basic_ack(c, AMQP_CHAN, env->delivery_tag, 0);
+  } else if (hrc == LC_ERR_PARAM) {
+    lc_log_warn("lc_amqp_consume - message %s (%s) rejected to the dead-letter queue", mid, rk);
+    st = amqp_basic_reject(c, AMQP_CHAN, env->delivery_tag, 0);
+  } else {
+    lc_log_debug("lc_amqp_consume - message %s (%s) failed (%s), requeued", mid, rk,
+                 lc_err_name(hrc));
+    sleep_ms(AMQP_RETRY_DELAY_MS);
+    st = amqp_basic_nack(c, AMQP_CHAN, env->delivery_tag, 0, 1);
+  }
+  return st == AMQP_STATUS_OK ? LC_OK : LC_ERR_IO;
+}
+
+/* After AMQP_STATUS_UNEXPECTED_STATE: reads the pending frame. Returns
+ * LC_OK to keep consuming, LC_ERR_IO when the channel/connection is gone
+ * (*healthy tells whether a polite close is still possible). */
+static int consume_frame(amqp_connection_state_t c, const char *queue, int *healthy) {
+  amqp_frame_t f;
+  struct timeval tv = ms_tv(AMQP_CONSUME_POLL_MS);
+  int st = amqp_simple_wait_frame_noblock(c, &f, &tv);
+
+  if (st == AMQP_STATUS_TIMEOUT)
+    return LC_OK;
+  if (st != AMQP_STATUS_OK) {
+    *healthy = 0;
+    lc_log_warn("lc_amqp_consume - %s: %s", queue, amqp_error_string2(st));
+    return LC_ERR_IO;
+  }
+  if (f.frame_type != AMQP_FRAME_METHOD)
+    return LC_OK;
+  switch (f.payload.method.id) {
+  case AMQP_CHANNEL_CLOSE_METHOD: {
+    amqp_channel_close_t *m = f.payload.method.decoded;
+    amqp_channel_close_ok_t ok;
+    char text[128];
+    bytes_to_str(m->reply_text, text, sizeof(text));
+    lc_log_warn("lc_amqp_consume - %s: channel closed: %u %s", queue, m->reply_code, text);
+    memset(&ok, 0, sizeof(ok));
+    amqp_send_method(c, AMQP_CHAN, AMQP_CHANNEL_CLOSE_OK_METHOD, &ok);
+    /* channel is gone; only the connection can be closed */
+    amqp_connection_close(c, AMQP_REPLY_SUCCESS);
+    *healthy = 0;
+    return LC_ERR_IO;
+  }
+  case AMQP_CONNECTION_CLOSE_METHOD: {
+    amqp_connection_close_t *m = f.payload.method.decoded;
+    amqp_connection_close_ok_t ok;
+    char text[128];
+    bytes_to_str(m->reply_text, text, sizeof(text));
+    lc_log_warn("lc_amqp_consume - %s: connection closed: %u %s", queue, m->reply_code, text);
+    memset(&ok, 0, sizeof(ok));
+    amqp_send_method(c, 0, AMQP_CONNECTION_CLOSE_OK_METHOD, &ok);
+    *healthy = 0;
+    return LC_ERR_IO;
+  }
+  case AMQP_BASIC_CANCEL_METHOD:
+    lc_log_warn("lc_amqp_consume - %s: consumer cancelled by broker", queue);
+    return LC_ERR_IO; /* reconnect and consume again */
+  default:
+    return LC_OK; /* e.g. basic.ack from confirms: not ours to handle */
+  }
+}
+
+/* Waits up to ms, in short slices so that *stop is honoured promptly. */
+static void backoff_wait(int ms, atomic_bool *stop) {
+  while (ms > 0 && !atomic_load(stop)) {
+    int s = ms < 100 ? ms : 100;
+    sleep_ms(s);
+    ms -= s;
+  }
+}
+
+/* Runs one connection's consume loop until *stop or a connection error.
+ * Returns LC_OK on stop, an error otherwise (already logged). */
+static int consume_session(const char *url, const char *queue, int prefetch, lc_amqp_handler fn,
+                           void *ud, atomic_bool *stop, int *started) {
+  amqp_connection_state_t c = NULL;
+  char err[LC_ERR_LEN];
+  int healthy = 1;
+  int rc;
+
+  *started = 0;
+  rc = conn_open(url, AMQP_CONSUMER_HEARTBEAT_S, &c, err);
+  if (rc != LC_OK) {
+    lc_log_warn("lc_amqp_consume - %s: %s", queue, err);
+    return rc;
+  }
+  amqp_basic_qos(c, AMQP_CHAN, 0, (uint16_t)prefetch, 0);
+  rc = rpc_check(c, "basic.qos", err);
+  if (rc == LC_OK) {
+    amqp_basic_consume(c, AMQP_CHAN, amqp_cstring_bytes(queue), amqp_empty_bytes, 0, 0, 0,
+                       amqp_empty_table);
+    rc = rpc_check(c, "basic.consume", err);
+  }
+  if (rc != LC_OK) {
+    lc_log_warn("lc_amqp_consume - %s: %s", queue, err);
+    healthy = 0;
+    goto out;
+  }
+  *started = 1;
+  lc_log_info("lc_amqp_consume - consuming %s (prefetch %d)", queue, prefetch);
+
+  while (!atomic_load(stop)) {
+    amqp_envelope_t env;
+    struct timeval tv = ms_tv(AMQP_CONSUME_POLL_MS);
+    amqp_rpc_reply_t r;
+
+    amqp_maybe_release_buffers(c);
+    r = amqp_consume_message(c, &env, &tv, 0);
+    if (r.reply_type == AMQP_RESPONSE_NORMAL) {
+      rc = consume_one(c, &env, fn, ud);
+      amqp_destroy_envelope(&env);
+      if (rc != LC_OK) {
+        lc_log_warn("lc_amqp_consume - %s: ack failed, reconnecting", queue);
+        healthy = 0;
+        goto out;
+      }
+      continue;
+    }
+    if (r.reply_type == AMQP_RESPONSE_LIBRARY_EXCEPTION && r.library_error == AMQP_STATUS_TIMEOUT)
+      continue;
+    if (r.reply_type == AMQP_RESPONSE_LIBRARY_EXCEPTION &&
+        r.library_error == AMQP_STATUS_UNEXPECTED_STATE) {
+      rc = consume_frame(c, queue, &healthy);
+      if (rc != LC_OK)
+        goto out;
+      continue;
+    }
+    rpc_fail(r, "consume", err);
+    lc_log_warn("lc_amqp_consume - %s: %s", queue, err);
+    healthy = 0;
+    rc = LC_ERR_IO;
+    goto out;
+  }
+  rc = LC_OK;
+out:
+  conn_close(c, healthy);
+  return rc;
+}
+
+/* Blocks the calling thread; see lc/amqp.h. Unacked deliveries are
+ * requeued by the broker when the connection closes. */
+int lc_amqp_consume(const char *url, const char *queue, int prefetch, lc_amqp_handler fn,
+                    void *ud, atomic_bool *stop) {
+  int backoff = AMQP_BACKOFF_MIN_MS;
+
+  if (url == NULL || queue == NULL || fn == NULL || stop == NULL)
+    return LC_ERR_PARAM;
+  if (prefetch < 1)
+    prefetch = 1;
+  if (prefetch > 65535)
+    prefetch = 65535;
+
+  while (!atomic_load(stop)) {
+    int started = 0;
+    int rc = consume_session(url, queue, prefetch, fn, ud, stop, &started);
+    if (rc == LC_OK || atomic_load(stop))
+      break;
+    if (started)
+      backoff = AMQP_BACKOFF_MIN_MS;
+    backoff_wait(backoff, stop);
+    backoff = backoff * 2 > AMQP_BACKOFF_MAX_MS ? AMQP_BACKOFF_MAX_MS : backoff * 2;
+  }
+  return LC_OK;
+}
+
+int lc_amqp_ping(const char *url) {
+  amqp_connection_state_t c = NULL;
+  char err[LC_ERR_LEN];
+  if (conn_open(url, 0, &c, err) != LC_OK)
+    return 0;
+  conn_close(c, 1);
+  return 1;
+}
