@@ -263,11 +263,14 @@ static const route ROUTES[] = {
 };
 
 int auth_handlers_register(struct _u_instance *inst, auth_ctx *ctx, lc_iauth_ctx *ictx) {
+  /* Every request but the ops routes must carry a valid internal signature,
+   * also on paths this daemon does not serve (401 before 404). */
+  if (lc_svc_route(inst, "*", "*", LC_PRIO_AUTH, lc_iauth_callback, ictx) != LC_OK) {
+    lc_log_error("auth_handlers_register - internal auth middleware failed");
+    return LC_ERR;
+  }
   for (size_t i = 0; i < sizeof(ROUTES) / sizeof(ROUTES[0]); i++) {
-    int rc = lc_svc_route(inst, ROUTES[i].method, ROUTES[i].path, LC_PRIO_AUTH,
-                          lc_iauth_callback, ictx);
-    if (rc == LC_OK)
-      rc = lc_svc_route(inst, ROUTES[i].method, ROUTES[i].path, LC_PRIO_APP, ROUTES[i].cb, ctx);
+    int rc = lc_svc_route(inst, ROUTES[i].method, ROUTES[i].path, LC_PRIO_APP, ROUTES[i].cb, ctx);
     if (rc != LC_OK) {
       lc_log_error("auth_handlers_register - %s %s failed", ROUTES[i].method, ROUTES[i].path);
       return LC_ERR;

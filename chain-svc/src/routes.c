@@ -66,7 +66,7 @@ static int cb_status(const struct _u_request *req, struct _u_response *resp, voi
 
 int chain_routes_register(struct _u_instance *inst, chain_ctx *ctx, lc_iauth_ctx *iauth)
 {
-  if (lc_svc_route(inst, "GET", "/internal/*", LC_PRIO_AUTH, lc_iauth_callback, iauth) != LC_OK)
+  if (lc_svc_route(inst, "*", "*", LC_PRIO_AUTH, lc_iauth_callback, iauth) != LC_OK)
     return LC_ERR;
   if (lc_svc_route(inst, "GET", "/internal/wallets/:user_id", LC_PRIO_APP, cb_wallet, ctx) !=
       LC_OK)

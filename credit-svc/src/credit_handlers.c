@@ -411,11 +411,13 @@ static const struct {
 };
 
 int credit_handlers_register(struct _u_instance *inst, credit_ctx *ctx, char err[LC_ERR_LEN]) {
+  /* Every request but the ops routes must carry a valid internal signature,
+   * also on paths this daemon does not serve (401 before 404). */
+  if (lc_svc_route(inst, "*", "*", LC_PRIO_AUTH, lc_iauth_callback, &ctx->iauth) != LC_OK)
+    return lc_err_set(err, LC_ERR, "cannot register the internal auth middleware");
   for (size_t i = 0; i < sizeof(ROUTES) / sizeof(ROUTES[0]); i++) {
-    if (lc_svc_route(inst, ROUTES[i].method, ROUTES[i].path, LC_PRIO_AUTH, lc_iauth_callback,
-                     &ctx->iauth) != LC_OK ||
-        lc_svc_route(inst, ROUTES[i].method, ROUTES[i].path, LC_PRIO_APP, ROUTES[i].cb, ctx) !=
-            LC_OK)
+    if (lc_svc_route(inst, ROUTES[i].method, ROUTES[i].path, LC_PRIO_APP, ROUTES[i].cb, ctx) !=
+        LC_OK)
       return lc_err_set(err, LC_ERR, "cannot register %s %s", ROUTES[i].method, ROUTES[i].path);
   }
   return LC_OK;

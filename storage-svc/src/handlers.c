@@ -193,7 +193,7 @@ int storage_handlers_register(struct _u_instance *inst, storage_app *app, lc_iau
       {"*", "/v1/*", LC_PRIO_POST, cb_not_found},
   };
 
-  if (lc_svc_route(inst, "*", "/v1/*", LC_PRIO_AUTH, lc_iauth_callback, iauth) != LC_OK)
+  if (lc_svc_route(inst, "*", "*", LC_PRIO_AUTH, lc_iauth_callback, iauth) != LC_OK)
     return lc_err_set(err, LC_ERR, "cannot register the auth middleware");
   for (size_t i = 0; i < sizeof(routes) / sizeof(routes[0]); i++) {
     if (lc_svc_route(inst, routes[i].method, routes[i].path, routes[i].prio, routes[i].cb, app) !=

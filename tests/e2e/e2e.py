@@ -207,9 +207,12 @@ def main():
     check("tampered JWT signature -> 401", is_problem(r, 401), r.status)
 
     # --- daemons refuse unsigned calls ----------------------------------------------------
-    for name, port in (("auth-svc", 21001), ("credit-svc", 21002), ("storage-svc", 21003)):
+    for name, port, path in (("auth-svc", 21001, "/v1/me"), ("credit-svc", 21002, "/v1/credits"),
+                             ("storage-svc", 21003, "/v1/reports"),
+                             ("chain-svc", 21004, "/internal/status"),
+                             ("credit-svc (unknown path)", 21002, "/internal/nothing")):
         try:
-            r = call("GET", "/v1/credits", base="http://127.0.0.1:%d" % port, tls=False,
+            r = call("GET", path, base="http://127.0.0.1:%d" % port, tls=False,
                      headers={"X-Auth-User": user_id, "X-Auth-Role": "admin"})
             check("%s called directly without a valid signature -> 401" % name, r.status == 401,
                   r.status)
