@@ -25,6 +25,17 @@ fi
 # shellcheck source=/dev/null
 . services/env.sh
 
+# Integration tests create (and drop) their own schemas, queues and tokens, so
+# they get the stack's superuser (over the socket) and the broker's app user.
+pg_admin="postgresql://postgres@/saas?host=${STACK_STATE_DIR}/pgsock&port=${PG_PORT:-25432}"
+export LC_TEST_PG_URL="$pg_admin" AUTH_TEST_PG_URL="$pg_admin" CREDIT_TEST_PG_URL="$pg_admin"
+export STORAGE_TEST_PG_URL="$pg_admin" CHAIN_TEST_PG_URL="$pg_admin"
+export LC_TEST_AMQP_URL="$AMQP_URL" CREDIT_TEST_AMQP_URL="$AMQP_URL"
+export CHAIN_TEST_RPC_URL="$CHAIN_RPC_URL" STORAGE_TEST_S3_ENDPOINT="$S3_ENDPOINT"
+export GATEWAY_URL="$STACK_GATEWAY_URL" GATEWAY_CA="$GW_TLS_CERT_FILE"
+STATE_DIR="$STACK_STATE_DIR"
+BUILD_DIR="${BUILD_DIR:-$REPO/build}"
+
 # Check prints "N%: Checks: X, Failures: F, Errors: E" per runner; sum them.
 count_checks() {
   local log=$1 c f e

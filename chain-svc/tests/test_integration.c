@@ -7,7 +7,7 @@
  * master holds the whole supply. Nothing here touches the "chain" schema or
  * anvil account #0. The schema is dropped at the end.
  *
- * Env: CHAIN_TEST_PG_URL (libpq conninfo without search_path, default the
+ * Env: CHAIN_TEST_PG_URL (libpq URI without search_path, default the
  * local stack), CHAIN_TEST_RPC_URL (default http://127.0.0.1:8545). Runs in
  * CK_NOFORK mode: tests share the setup. */
 #include <check.h>
@@ -217,13 +217,14 @@ static int setup(void)
   int rc;
 
   if (pg == NULL)
-    pg = "host=127.0.0.1 port=25432 user=postgres dbname=saas";
+    pg = "postgresql://postgres@127.0.0.1:25432/saas";
   if (rpc_url == NULL)
     rpc_url = "http://127.0.0.1:8545";
   lc_random(rnd, sizeof(rnd));
   lc_hex_encode(rnd, sizeof(rnd), hex);
   snprintf(g_schema, sizeof(g_schema), "chain_it_%s", hex);
-  snprintf(conninfo, sizeof(conninfo), "%s options='-csearch_path=%s'", pg, g_schema);
+  snprintf(conninfo, sizeof(conninfo), "%s%soptions=-csearch_path%%3D%s", pg,
+           strchr(pg, '?') != NULL ? "&" : "?", g_schema);
   if (lc_db_pool_new(conninfo, 8, 10000, &g_pool, err) != LC_OK ||
       lc_db_migrate(g_pool, g_schema, CHAIN_SQL_DIR_DEFAULT, err) != LC_OK) {
     fprintf(stderr, "db setup: %s\n", err);

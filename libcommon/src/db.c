@@ -668,7 +668,19 @@ int lc_db_migrate(lc_db_pool *pool, const char *schema, const char *sql_dir,
   rc = lc_db_begin(c, err);
   if (rc == LC_OK)
     rc = mig_lock(c, schema, err);
-  if (rc == LC_OK)
+  /* CREATE SCHEMA needs CREATE on the database even with IF NOT EXISTS, and
+   * a daemon's role usually only owns its pre-created schema: create it
+   * only when it is missing. */
+  int have_schema = 0;
+  if (rc == LC_OK) {
+    const char *sp[1] = {schema};
+    PGresult *sr = NULL;
+    rc = lc_db_exec(c, "SELECT 1 FROM pg_namespace WHERE nspname = $1", 1, sp, &sr, err);
+    if (rc == LC_OK)
+      have_schema = PQntuples(sr) > 0;
+    PQclear(sr);
+  }
+  if (rc == LC_OK && !have_schema)
     rc = mig_execf(c, err, "CREATE SCHEMA IF NOT EXISTS \"%s\"", schema);
   if (rc == LC_OK)
     rc = mig_execf(c, err,

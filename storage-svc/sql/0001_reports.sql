@@ -1,8 +1,8 @@
 -- storage-svc schema, migration 0001: report metadata.
--- Applied by lc_db_migrate(pool, "storage", sql_dir) in its own transaction.
+-- Applied by lc_db_migrate(pool, "storage", sql_dir) in its own transaction
+-- (which creates the schema when missing; the daemon's role may not CREATE in the database).
 -- Objects live in S3 under object_key; a row is visible to its owner only
 -- once the reservation was committed (debit_id set).
-CREATE SCHEMA IF NOT EXISTS storage;
 
 CREATE TABLE IF NOT EXISTS storage.reports (
   id              uuid        PRIMARY KEY,
