@@ -3,7 +3,7 @@
 #   1. services/up  - installs what is missing, builds, starts the whole local stack
 #   2. unit + integration tests (Check, through meson) against the running stack
 #   3. unit tests again under ASan+UBSan
-#   4. black-box end-to-end tests (tests/e2e/e2e.py) against the gateway and the chain
+#   4. black-box end-to-end suites (tests/e2e/test_*.py) against the gateway and the chain
 # Ends with one line "N passed, N failed" (each Check test and each e2e check counts one).
 set -uo pipefail
 REPO=$(cd "$(dirname "$0")/.." && pwd)
@@ -33,6 +33,7 @@ export STORAGE_TEST_PG_URL="$pg_admin" CHAIN_TEST_PG_URL="$pg_admin"
 export LC_TEST_AMQP_URL="$AMQP_URL" CREDIT_TEST_AMQP_URL="$AMQP_URL"
 export CHAIN_TEST_RPC_URL="$CHAIN_RPC_URL" STORAGE_TEST_S3_ENDPOINT="$S3_ENDPOINT"
 export GATEWAY_URL="$STACK_GATEWAY_URL" GATEWAY_CA="$GW_TLS_CERT_FILE"
+export AUTH_PORT CREDIT_PORT STORAGE_PORT CHAIN_PORT
 STATE_DIR="$STACK_STATE_DIR"
 BUILD_DIR="${BUILD_DIR:-$REPO/build}"
 
@@ -75,13 +76,18 @@ else
   total_fail=$((total_fail + 1))
 fi
 
-echo "== end-to-end (black box)"
-python3 tests/e2e/e2e.py | tee "$STATE_DIR/logs/test-e2e.log"
-line=$(tail -n 1 "$STATE_DIR/logs/test-e2e.log")
-if [[ $line =~ ^([0-9]+)\ passed,\ ([0-9]+)\ failed$ ]]; then
-  total_pass=$((total_pass + BASH_REMATCH[1]))
-  total_fail=$((total_fail + BASH_REMATCH[2]))
-else
-  total_fail=$((total_fail + 1))
-fi
+echo "== end-to-end (black box): tests/e2e/test_*.py"
+for suite in tests/e2e/test_*.py; do
+  name=$(basename "$suite" .py)
+  echo "-- $name"
+  python3 "$suite" | tee "$STATE_DIR/logs/e2e-$name.log"
+  line=$(tail -n 1 "$STATE_DIR/logs/e2e-$name.log")
+  if [[ $line =~ ^([0-9]+)\ passed,\ ([0-9]+)\ failed$ ]]; then
+    total_pass=$((total_pass + BASH_REMATCH[1]))
+    total_fail=$((total_fail + BASH_REMATCH[2]))
+  else
+    echo "$name ended without a result line"
+    total_fail=$((total_fail + 1))
+  fi
+done
 finish

@@ -13,8 +13,10 @@
 #include "lc/util.h"
 
 /* Request headers copied from the client to the daemon. */
-static const char *const FWD_REQ_HEADERS[] = {"Content-Type", "Idempotency-Key", "Origin",
-                                              "X-Requested-With", NULL};
+static const char *const FWD_REQ_HEADERS[] = {
+    "Content-Type",         "Idempotency-Key",      "Origin",         "X-Requested-With",
+    "Accept",               "Stripe-Signature",     "X-Razorpay-Signature",
+    "X-Razorpay-Event-Id",  "X-File-Name",          NULL};
 /* Response headers copied from the daemon to the client. */
 static const char *const FWD_RESP_HEADERS[] = {"Content-Type", "Set-Cookie", "Location",
                                                "Retry-After", "Content-Disposition",

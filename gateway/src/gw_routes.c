@@ -9,17 +9,46 @@
 #include "lc/svc.h"
 #include "lc/util.h"
 
+/* The public API of SPEC §3: one row per route. */
 static const gw_route ROUTES[] = {
-    {"POST", "/v1/auth/signup", GW_UP_AUTH, GW_ACCESS_PUBLIC, 0},
-    {"POST", "/v1/auth/login", GW_UP_AUTH, GW_ACCESS_PUBLIC, 0},
-    {"POST", "/v1/auth/refresh", GW_UP_AUTH, GW_ACCESS_PUBLIC, 1},
-    {"GET", "/v1/me", GW_UP_AUTH, GW_ACCESS_USER, 0},
-    {"GET", "/v1/credits", GW_UP_CREDIT, GW_ACCESS_USER, 0},
-    {"GET", "/v1/credits/ledger", GW_UP_CREDIT, GW_ACCESS_USER, 0},
-    {"POST", "/v1/reports", GW_UP_STORAGE, GW_ACCESS_USER, 0},
-    {"GET", "/v1/reports", GW_UP_STORAGE, GW_ACCESS_USER, 0},
-    {"GET", "/v1/reports/:id", GW_UP_STORAGE, GW_ACCESS_USER, 0},
-    {"GET", "/v1/admin/audit", GW_UP_CREDIT, GW_ACCESS_ADMIN, 0},
+    /* auth-svc */
+    {"POST", "/v1/auth/signup", GW_UP_AUTH, GW_ACCESS_PUBLIC, GW_KEYS_NONE, 0},
+    {"POST", "/v1/auth/login", GW_UP_AUTH, GW_ACCESS_PUBLIC, GW_KEYS_NONE, 0},
+    {"POST", "/v1/auth/refresh", GW_UP_AUTH, GW_ACCESS_PUBLIC, GW_KEYS_NONE, 1},
+    {"POST", "/v1/auth/logout", GW_UP_AUTH, GW_ACCESS_USER, GW_KEYS_NONE, 1},
+    {"POST", "/v1/auth/password", GW_UP_AUTH, GW_ACCESS_USER, GW_KEYS_NONE, 0},
+    {"GET", "/v1/auth/oauth/:provider/start", GW_UP_AUTH, GW_ACCESS_PUBLIC, GW_KEYS_NONE, 0},
+    {"GET", "/v1/auth/oauth/:provider/callback", GW_UP_AUTH, GW_ACCESS_PUBLIC, GW_KEYS_NONE, 1},
+    {"GET", "/v1/me", GW_UP_AUTH, GW_ACCESS_USER, GW_KEYS_READ, 0},
+    {"GET", "/v1/admin/users", GW_UP_AUTH, GW_ACCESS_ADMIN, GW_KEYS_READ, 0},
+    {"GET", "/v1/admin/users/:id", GW_UP_AUTH, GW_ACCESS_ADMIN, GW_KEYS_READ, 0},
+    {"PATCH", "/v1/admin/users/:id", GW_UP_AUTH, GW_ACCESS_ADMIN, GW_KEYS_WRITE, 0},
+    {"POST", "/v1/admin/users/:id/revoke-tokens", GW_UP_AUTH, GW_ACCESS_ADMIN, GW_KEYS_WRITE, 0},
+    {"POST", "/v1/admin/api-keys", GW_UP_AUTH, GW_ACCESS_ADMIN, GW_KEYS_NONE, 0},
+    {"GET", "/v1/admin/api-keys", GW_UP_AUTH, GW_ACCESS_ADMIN, GW_KEYS_READ, 0},
+    {"DELETE", "/v1/admin/api-keys/:id", GW_UP_AUTH, GW_ACCESS_ADMIN, GW_KEYS_NONE, 0},
+    /* credit-svc */
+    {"GET", "/v1/credits", GW_UP_CREDIT, GW_ACCESS_USER, GW_KEYS_READ, 0},
+    {"GET", "/v1/credits/ledger", GW_UP_CREDIT, GW_ACCESS_USER, GW_KEYS_READ, 0},
+    {"POST", "/v1/payments/checkout", GW_UP_CREDIT, GW_ACCESS_USER, GW_KEYS_NONE, 0},
+    {"POST", "/v1/payments/webhooks/stripe", GW_UP_CREDIT, GW_ACCESS_PUBLIC, GW_KEYS_NONE, 0},
+    {"POST", "/v1/payments/webhooks/razorpay", GW_UP_CREDIT, GW_ACCESS_PUBLIC, GW_KEYS_NONE, 0},
+    {"POST", "/v1/admin/users/:id/credits", GW_UP_CREDIT, GW_ACCESS_ADMIN, GW_KEYS_WRITE, 0},
+    {"GET", "/v1/admin/audit", GW_UP_CREDIT, GW_ACCESS_ADMIN, GW_KEYS_READ, 0},
+    /* storage-svc */
+    {"POST", "/v1/files", GW_UP_STORAGE, GW_ACCESS_USER, GW_KEYS_WRITE, 0},
+    {"GET", "/v1/files", GW_UP_STORAGE, GW_ACCESS_USER, GW_KEYS_READ, 0},
+    {"GET", "/v1/files/:id", GW_UP_STORAGE, GW_ACCESS_USER, GW_KEYS_READ, 0},
+    {"GET", "/v1/files/:id/content", GW_UP_STORAGE, GW_ACCESS_USER, GW_KEYS_READ, 0},
+    {"DELETE", "/v1/files/:id", GW_UP_STORAGE, GW_ACCESS_USER, GW_KEYS_WRITE, 0},
+    {"POST", "/v1/reports", GW_UP_STORAGE, GW_ACCESS_USER, GW_KEYS_WRITE, 0},
+    {"GET", "/v1/reports", GW_UP_STORAGE, GW_ACCESS_USER, GW_KEYS_READ, 0},
+    {"GET", "/v1/reports/:id", GW_UP_STORAGE, GW_ACCESS_USER, GW_KEYS_READ, 0},
+    {"GET", "/v1/reports/:id/download", GW_UP_STORAGE, GW_ACCESS_USER, GW_KEYS_READ, 0},
+    {"GET", "/v1/service/metadata/:file_id", GW_UP_STORAGE, GW_ACCESS_USER, GW_KEYS_ONLY, 0},
+    /* chain-svc */
+    {"GET", "/v1/admin/chain", GW_UP_CHAIN, GW_ACCESS_ADMIN, GW_KEYS_READ, 0},
+    {"GET", "/v1/admin/reconcile", GW_UP_CHAIN, GW_ACCESS_ADMIN, GW_KEYS_READ, 0},
 };
 
 #define NROUTES (sizeof(ROUTES) / sizeof(ROUTES[0]))

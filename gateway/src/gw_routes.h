@@ -12,15 +12,23 @@
 #include "gw_proxy.h"
 #include "lc/err.h"
 
-typedef enum { GW_UP_AUTH = 0, GW_UP_CREDIT, GW_UP_STORAGE, GW_UP_COUNT } gw_up_id;
+typedef enum { GW_UP_AUTH = 0, GW_UP_CREDIT, GW_UP_STORAGE, GW_UP_CHAIN, GW_UP_COUNT } gw_up_id;
 typedef enum { GW_ACCESS_PUBLIC = 0, GW_ACCESS_USER, GW_ACCESS_ADMIN } gw_access;
+
+/* What an API key (SPEC §3 scopes) may do on a route:
+ *   GW_KEYS_NONE  - sessions (JWT) only, never an API key
+ *   GW_KEYS_READ  - keys with scope read or admin
+ *   GW_KEYS_WRITE - keys with scope write or admin
+ *   GW_KEYS_ONLY  - API keys only (read or admin scope), no session */
+typedef enum { GW_KEYS_NONE = 0, GW_KEYS_READ, GW_KEYS_WRITE, GW_KEYS_ONLY } gw_keys;
 
 typedef struct {
   const char *method;
   const char *path;   /* ulfius url format, ":x" = one segment */
   gw_up_id up;
   gw_access access;
-  int pass_cookie;    /* forward the Cookie header (refresh cookie) */
+  gw_keys keys;
+  int pass_cookie;    /* forward the Cookie header (refresh / OAuth state cookies) */
 } gw_route;
 
 typedef struct {

@@ -23,6 +23,7 @@ static const lc_cfg_spec SPECS[] = {
     {"GW_AUTH_URL", LC_CFG_STR, 8, 255, "http://127.0.0.1:21001", 0, "auth-svc base URL"},
     {"GW_CREDIT_URL", LC_CFG_STR, 8, 255, "http://127.0.0.1:21002", 0, "credit-svc base URL"},
     {"GW_STORAGE_URL", LC_CFG_STR, 8, 255, "http://127.0.0.1:21003", 0, "storage-svc base URL"},
+    {"GW_CHAIN_URL", LC_CFG_STR, 8, 255, "http://127.0.0.1:21004", 0, "chain-svc base URL"},
     {"GW_MAX_BODY", LC_CFG_INT, 1024, 104857600, "1048576", 0, "request body limit (bytes)"},
     {"GW_MAX_CONNS", LC_CFG_INT, 1, 100000, "1024", 0, "concurrent connection limit"},
     {"GW_IDLE_TIMEOUT", LC_CFG_INT, 1, 3600, "30", 0, "idle connection timeout (s)"},
@@ -65,8 +66,10 @@ int main(void) {
   ctx.authn.leeway_s = lc_cfg_int(cfg, "GW_JWT_LEEWAY");
 
   const char *secret = lc_cfg_str(cfg, "INTERNAL_SECRET");
-  static const char *const NAMES[GW_UP_COUNT] = {"auth-svc", "credit-svc", "storage-svc"};
-  static const char *const URLS[GW_UP_COUNT] = {"GW_AUTH_URL", "GW_CREDIT_URL", "GW_STORAGE_URL"};
+  static const char *const NAMES[GW_UP_COUNT] = {"auth-svc", "credit-svc", "storage-svc",
+                                                 "chain-svc"};
+  static const char *const URLS[GW_UP_COUNT] = {"GW_AUTH_URL", "GW_CREDIT_URL", "GW_STORAGE_URL",
+                                                "GW_CHAIN_URL"};
   for (int i = 0; i < GW_UP_COUNT; i++) {
     ctx.up[i].name = NAMES[i];
     ctx.up[i].base_url = lc_cfg_str(cfg, URLS[i]);

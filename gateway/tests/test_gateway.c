@@ -131,9 +131,14 @@ START_TEST(route_table_authorisation) {
     }
     if (t[i].access != GW_ACCESS_PUBLIC)
       ck_assert_int_eq(gw_routes_authorize(&t[i], &anon), LC_ERR_UNAUTH);
-    /* only the auth routes may be public */
+    /* only the auth routes and the signature-verified webhooks may be public */
     if (t[i].access == GW_ACCESS_PUBLIC)
-      ck_assert_msg(strncmp(t[i].path, "/v1/auth/", 9) == 0, "public route %s", t[i].path);
+      ck_assert_msg(strncmp(t[i].path, "/v1/auth/", 9) == 0 ||
+                        strncmp(t[i].path, "/v1/payments/webhooks/", 22) == 0,
+                    "public route %s", t[i].path);
+    /* key minting is never reachable with a key */
+    if (strcmp(t[i].path, "/v1/admin/api-keys") == 0 && strcmp(t[i].method, "POST") == 0)
+      ck_assert_int_eq(t[i].keys, GW_KEYS_NONE);
     /* the refresh cookie only ever goes to auth-svc */
     if (t[i].pass_cookie)
       ck_assert_int_eq(t[i].up, GW_UP_AUTH);

@@ -1,155 +1,13 @@
 #!/usr/bin/env python3
-"""Black-box end-to-end tests against the running local stack.
-
-Drives only the public HTTPS API (gateway) and the chain's JSON-RPC, exactly as
-an outside client would. Environment (services/env.sh exports it):
-  GATEWAY_URL   default https://127.0.0.1:8443
-  GATEWAY_CA    PEM of the gateway's self-signed certificate (TLS is verified)
-  CHAIN_RPC_URL default http://127.0.0.1:8545
-  ADMIN_EMAIL / ADMIN_PASSWORD  the bootstrap admin
-  CHAIN_TOKEN_ADDRESS           the deployed token
-Prints one line per check and ends with "N passed, N failed".
-"""
+"""The skeleton's end-to-end flow, black box: signup -> login -> paid report ->
+balance -> debit in the admin audit with a confirmed on-chain transfer; and 11
+concurrent paid requests on 50 credits. Run against the running stack."""
 import concurrent.futures
-import json
 import os
-import ssl
-import sys
 import time
-import urllib.error
-import urllib.request
-import uuid
 
-GW = os.environ.get("GATEWAY_URL", "https://127.0.0.1:8443")
-RPC = os.environ.get("CHAIN_RPC_URL", "http://127.0.0.1:8545")
-CA = os.environ.get("GATEWAY_CA")
-TRANSFER_TOPIC = "0xddf252ad1be2c89b69c2b068fc378daa952ba7f163c4a11628f55a4df523b3ef"
-DECIMALS = 10 ** 18
-
-ctx = ssl.create_default_context(cafile=CA) if CA else ssl.create_default_context()
-passed = 0
-failed = 0
-
-
-class Resp:
-    def __init__(self, status, headers, body):
-        self.status = status
-        self.headers = headers
-        self.body = body
-
-    def json(self):
-        return json.loads(self.body) if self.body else None
-
-
-def call(method, path, body=None, token=None, headers=None, raw=None, base=None, tls=True):
-    url = (base or GW) + path
-    data = raw if raw is not None else (json.dumps(body).encode() if body is not None else None)
-    req = urllib.request.Request(url, data=data, method=method)
-    if data is not None and raw is None:
-        req.add_header("Content-Type", "application/json")
-    if token:
-        req.add_header("Authorization", "Bearer " + token)
-    for k, v in (headers or {}).items():
-        req.add_header(k, v)
-    try:
-        with urllib.request.urlopen(req, context=ctx if tls else None, timeout=60) as r:
-            return Resp(r.status, r.headers, r.read())
-    except urllib.error.HTTPError as e:
-        return Resp(e.code, e.headers, e.read())
-
-
-def rpc(method, params):
-    req = urllib.request.Request(RPC, data=json.dumps(
-        {"jsonrpc": "2.0", "id": 1, "method": method, "params": params}).encode(),
-        headers={"Content-Type": "application/json"})
-    with urllib.request.urlopen(req, timeout=30) as r:
-        out = json.loads(r.read())
-    if "error" in out:
-        raise RuntimeError(out["error"])
-    return out["result"]
-
-
-def check(name, cond, detail=""):
-    global passed, failed
-    if cond:
-        passed += 1
-        print("ok   - " + name)
-    else:
-        failed += 1
-        print("FAIL - " + name + (": " + str(detail) if detail else ""))
-    return cond
-
-
-def is_problem(r, status):
-    ct = r.headers.get("Content-Type", "")
-    try:
-        j = r.json()
-    except ValueError:
-        return False
-    return (r.status == status and ct.startswith("application/problem+json")
-            and isinstance(j, dict) and j.get("status") == status
-            and all(k in j for k in ("type", "title", "status")))
-
-
-def new_email():
-    return "e2e-%s@example.com" % uuid.uuid4().hex[:12]
-
-
-def signup(email=None, password="correct horse battery"):
-    email = email or new_email()
-    r = call("POST", "/v1/auth/signup", {"email": email, "password": password})
-    return email, password, r
-
-
-def admin_token():
-    r = call("POST", "/v1/auth/login", {"email": os.environ["ADMIN_EMAIL"],
-                                        "password": os.environ["ADMIN_PASSWORD"]})
-    if r.status != 200:
-        raise RuntimeError("admin login failed: %d %s" % (r.status, r.body[:200]))
-    return r.json()["access_token"]
-
-
-def audit_rows(admin, user_id):
-    r = call("GET", "/v1/admin/audit?user_id=%s&limit=100" % user_id, token=admin)
-    if r.status != 200:
-        return None
-    return [row for row in r.json()["items"] if row.get("user_id") == user_id]
-
-
-def wait_confirmed(admin, user_id, n, timeout_s):
-    deadline = time.monotonic() + timeout_s
-    rows = []
-    while time.monotonic() < deadline:
-        rows = [x for x in (audit_rows(admin, user_id) or [])
-                if x.get("cost", 0) > 0 and x.get("chain_status") == "confirmed" and x.get("tx_hash")]
-        if len(rows) >= n:
-            return rows
-        time.sleep(0.1)
-    return rows
-
-
-def verify_transfer(row, cost, master):
-    """Receipt status 1 and exactly one Transfer log of cost*10^18 from master to to_address."""
-    rc = rpc("eth_getTransactionReceipt", [row["tx_hash"]])
-    if rc is None or rc.get("status") != "0x1":
-        return False, "receipt %r" % (rc,)
-    logs = [lg for lg in rc["logs"] if lg["topics"] and lg["topics"][0] == TRANSFER_TOPIC]
-    if len(logs) != 1 or len(rc["logs"]) != 1:
-        return False, "logs %r" % (rc["logs"],)
-    lg = logs[0]
-    token = os.environ.get("CHAIN_TOKEN_ADDRESS")
-    if token and lg["address"].lower() != token.lower():
-        return False, "token address %s" % lg["address"]
-    frm = "0x" + lg["topics"][1][-40:]
-    to = "0x" + lg["topics"][2][-40:]
-    amount = int(lg["data"], 16)
-    if master and frm.lower() != master.lower():
-        return False, "from %s" % frm
-    if row.get("to_address") and to.lower() != row["to_address"].lower():
-        return False, "to %s != %s" % (to, row["to_address"])
-    if amount != cost * DECIMALS:
-        return False, "amount %d" % amount
-    return True, to
+from client import (PORTS, admin_token, audit_rows, call, check, is_problem, new_email, rpc, run,
+                    signup, verify_transfer, wait_confirmed)
 
 
 def main():
@@ -207,10 +65,11 @@ def main():
     check("tampered JWT signature -> 401", is_problem(r, 401), r.status)
 
     # --- daemons refuse unsigned calls ----------------------------------------------------
-    for name, port, path in (("auth-svc", 21001, "/v1/me"), ("credit-svc", 21002, "/v1/credits"),
-                             ("storage-svc", 21003, "/v1/reports"),
-                             ("chain-svc", 21004, "/internal/status"),
-                             ("credit-svc (unknown path)", 21002, "/internal/nothing")):
+    for name, port, path in (("auth-svc", PORTS["auth"], "/v1/me"),
+                             ("credit-svc", PORTS["credit"], "/v1/credits"),
+                             ("storage-svc", PORTS["storage"], "/v1/reports"),
+                             ("chain-svc", PORTS["chain"], "/internal/status"),
+                             ("credit-svc (unknown path)", PORTS["credit"], "/internal/nothing")):
         try:
             r = call("GET", path, base="http://127.0.0.1:%d" % port, tls=False,
                      headers={"X-Auth-User": user_id, "X-Auth-Role": "admin"})
@@ -286,10 +145,4 @@ def main():
 
 
 if __name__ == "__main__":
-    try:
-        main()
-    except Exception as e:  # a crash is a failure, never a silent pass
-        failed += 1
-        print("FAIL - e2e crashed: %r" % (e,))
-    print("%d passed, %d failed" % (passed, failed))
-    sys.exit(1 if failed else 0)
+    run(main)

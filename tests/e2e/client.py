@@ -1,0 +1,168 @@
+"""Shared helpers for the black-box suites in tests/e2e (HTTP client for the
+gateway with TLS verified against the stack's certificate, chain JSON-RPC,
+result counting). Environment (services/env.sh + tests/run.sh export it):
+  GATEWAY_URL   default https://127.0.0.1:8443
+  GATEWAY_CA    PEM of the gateway's self-signed certificate (TLS is verified)
+  CHAIN_RPC_URL default http://127.0.0.1:8545
+  ADMIN_EMAIL / ADMIN_PASSWORD  the bootstrap admin
+  CHAIN_TOKEN_ADDRESS           the deployed token
+  AUTH_PORT / CREDIT_PORT / STORAGE_PORT / CHAIN_PORT  the daemons (loopback)
+Each suite prints one line per check and ends with "N passed, N failed"
+(call client.finish()).
+"""
+import json
+import os
+import ssl
+import sys
+import time
+import urllib.error
+import urllib.request
+import uuid
+
+GW = os.environ.get("GATEWAY_URL", "https://127.0.0.1:8443")
+RPC = os.environ.get("CHAIN_RPC_URL", "http://127.0.0.1:8545")
+CA = os.environ.get("GATEWAY_CA")
+TRANSFER_TOPIC = "0xddf252ad1be2c89b69c2b068fc378daa952ba7f163c4a11628f55a4df523b3ef"
+DECIMALS = 10 ** 18
+
+ctx = ssl.create_default_context(cafile=CA) if CA else ssl.create_default_context()
+passed = 0
+failed = 0
+PORTS = {name: int(os.environ.get(var, default)) for name, var, default in (
+    ("auth", "AUTH_PORT", 21001), ("credit", "CREDIT_PORT", 21002),
+    ("storage", "STORAGE_PORT", 21003), ("chain", "CHAIN_PORT", 21004))}
+
+
+class Resp:
+    def __init__(self, status, headers, body):
+        self.status = status
+        self.headers = headers
+        self.body = body
+
+    def json(self):
+        return json.loads(self.body) if self.body else None
+
+
+def call(method, path, body=None, token=None, headers=None, raw=None, base=None, tls=True):
+    url = (base or GW) + path
+    data = raw if raw is not None else (json.dumps(body).encode() if body is not None else None)
+    req = urllib.request.Request(url, data=data, method=method)
+    if data is not None and raw is None:
+        req.add_header("Content-Type", "application/json")
+    if token:
+        req.add_header("Authorization", "Bearer " + token)
+    for k, v in (headers or {}).items():
+        req.add_header(k, v)
+    try:
+        with urllib.request.urlopen(req, context=ctx if tls else None, timeout=60) as r:
+            return Resp(r.status, r.headers, r.read())
+    except urllib.error.HTTPError as e:
+        return Resp(e.code, e.headers, e.read())
+
+
+def rpc(method, params):
+    req = urllib.request.Request(RPC, data=json.dumps(
+        {"jsonrpc": "2.0", "id": 1, "method": method, "params": params}).encode(),
+        headers={"Content-Type": "application/json"})
+    with urllib.request.urlopen(req, timeout=30) as r:
+        out = json.loads(r.read())
+    if "error" in out:
+        raise RuntimeError(out["error"])
+    return out["result"]
+
+
+def check(name, cond, detail=""):
+    global passed, failed
+    if cond:
+        passed += 1
+        print("ok   - " + name)
+    else:
+        failed += 1
+        print("FAIL - " + name + (": " + str(detail) if detail else ""))
+    return cond
+
+
+def is_problem(r, status):
+    ct = r.headers.get("Content-Type", "")
+    try:
+        j = r.json()
+    except ValueError:
+        return False
+    return (r.status == status and ct.startswith("application/problem+json")
+            and isinstance(j, dict) and j.get("status") == status
+            and all(k in j for k in ("type", "title", "status")))
+
+
+def new_email():
+    return "e2e-%s@example.com" % uuid.uuid4().hex[:12]
+
+
+def signup(email=None, password="correct horse battery"):
+    email = email or new_email()
+    r = call("POST", "/v1/auth/signup", {"email": email, "password": password})
+    return email, password, r
+
+
+def admin_token():
+    r = call("POST", "/v1/auth/login", {"email": os.environ["ADMIN_EMAIL"],
+                                        "password": os.environ["ADMIN_PASSWORD"]})
+    if r.status != 200:
+        raise RuntimeError("admin login failed: %d %s" % (r.status, r.body[:200]))
+    return r.json()["access_token"]
+
+
+def audit_rows(admin, user_id):
+    r = call("GET", "/v1/admin/audit?user_id=%s&limit=100" % user_id, token=admin)
+    if r.status != 200:
+        return None
+    return [row for row in r.json()["items"] if row.get("user_id") == user_id]
+
+
+def wait_confirmed(admin, user_id, n, timeout_s):
+    deadline = time.monotonic() + timeout_s
+    rows = []
+    while time.monotonic() < deadline:
+        rows = [x for x in (audit_rows(admin, user_id) or [])
+                if x.get("cost", 0) > 0 and x.get("chain_status") == "confirmed" and x.get("tx_hash")]
+        if len(rows) >= n:
+            return rows
+        time.sleep(0.1)
+    return rows
+
+
+def verify_transfer(row, cost, master):
+    """Receipt status 1 and exactly one Transfer log of cost*10^18 from master to to_address."""
+    rc = rpc("eth_getTransactionReceipt", [row["tx_hash"]])
+    if rc is None or rc.get("status") != "0x1":
+        return False, "receipt %r" % (rc,)
+    logs = [lg for lg in rc["logs"] if lg["topics"] and lg["topics"][0] == TRANSFER_TOPIC]
+    if len(logs) != 1 or len(rc["logs"]) != 1:
+        return False, "logs %r" % (rc["logs"],)
+    lg = logs[0]
+    token = os.environ.get("CHAIN_TOKEN_ADDRESS")
+    if token and lg["address"].lower() != token.lower():
+        return False, "token address %s" % lg["address"]
+    frm = "0x" + lg["topics"][1][-40:]
+    to = "0x" + lg["topics"][2][-40:]
+    amount = int(lg["data"], 16)
+    if master and frm.lower() != master.lower():
+        return False, "from %s" % frm
+    if row.get("to_address") and to.lower() != row["to_address"].lower():
+        return False, "to %s != %s" % (to, row["to_address"])
+    if amount != cost * DECIMALS:
+        return False, "amount %d" % amount
+    return True, to
+
+
+
+
+def run(main):
+    """Runs a suite's main(); a crash is a failure, never a silent pass."""
+    global failed
+    try:
+        main()
+    except Exception as e:  # noqa: BLE001
+        failed += 1
+        print("FAIL - suite crashed: %r" % (e,))
+    print("%d passed, %d failed" % (passed, failed))
+    sys.exit(1 if failed else 0)
