@@ -64,7 +64,7 @@ echo "== unit + integration tests"
 run_meson "$BUILD_DIR" "$STATE_DIR/logs/test-unit.log" --suite unit --suite integration --num-processes 1
 
 echo "== unit tests under ASan+UBSan"
-ASAN_DIR="$REPO/build-asan"
+ASAN_DIR="${ASAN_DIR:-$REPO/build-asan}"
 if [ ! -d "$ASAN_DIR" ]; then
   meson setup "$ASAN_DIR" -Db_sanitize=address,undefined -Db_lundef=false >/dev/null
 fi
