@@ -25,6 +25,8 @@ AUTH_PORT="${AUTH_PORT:-21001}"
 CREDIT_PORT="${CREDIT_PORT:-21002}"
 STORAGE_PORT="${STORAGE_PORT:-21003}"
 CHAIN_PORT="${CHAIN_PORT:-21004}"
+MAILDEV_SMTP_PORT="${MAILDEV_SMTP_PORT:-21025}"
+MAILDEV_WEB_PORT="${MAILDEV_WEB_PORT:-21080}"
 
 PG_BIN="${PG_BIN:-/usr/lib/postgresql/15/bin}"
 RMQ_BIN="${RMQ_BIN:-/usr/lib/rabbitmq/bin}"
@@ -174,6 +176,12 @@ anvil_ready() {
 
 s3_ready() {
   curl -sf --max-time 3 -o /dev/null "http://127.0.0.1:$S3_PORT/"
+}
+
+# maildev_ready — the mail catcher's web API answers (SMTP port open too).
+maildev_ready() {
+  curl -sf --max-time 3 -o /dev/null "http://127.0.0.1:$MAILDEV_WEB_PORT/email" &&
+    tcp_open "$MAILDEV_SMTP_PORT"
 }
 
 pg_ready() {

@@ -12,6 +12,7 @@
 #include "lc/iauth.h"
 #include "lc/log.h"
 #include "lc/util.h"
+#include "events.h"
 
 int auth_account_open_credit(const auth_ctx *ctx, const char *user_id, const char *request_id,
                              char err[LC_ERR_LEN]) {
@@ -70,6 +71,11 @@ static int create_with_session(const auth_ctx *ctx, const char *email, const cha
   rc = auth_users_create(conn, email, hash, "user", u, err);
   if (rc == LC_OK)
     rc = auth_sessions_start(conn, &ctx->tok, u, t, err);
+  if (rc == LC_OK) {
+    char actor[64];
+    auth_actor(actor, "user", u->id);
+    rc = auth_audit(conn, u->id, actor, "signup", "ok", NULL, err);
+  }
   if (rc == LC_OK)
     rc = lc_db_commit(conn, err);
   if (rc != LC_OK) {
@@ -126,11 +132,31 @@ int auth_account_signup(const auth_ctx *ctx, const char *email, const char *pass
   return LC_OK;
 }
 
+/* Audits a failed login (same statement on every path, so an unknown email
+ * costs what a wrong password costs). Only a hash of the email and the user
+ * id when known; never the password. Failures are logged, not returned. */
+static void login_failed_audit(const auth_ctx *ctx, const char *norm_email, const char *user_id) {
+  char err[LC_ERR_LEN] = "", hex[65];
+  uint8_t h[32];
+  PGconn *conn = NULL;
+
+  lc_sha256(norm_email, strlen(norm_email), h);
+  lc_hex_encode(h, sizeof(h), hex);
+  if (lc_db_acquire(ctx->pool, &conn, err) != LC_OK) {
+    lc_log_warn("login_failed_audit - %s", err);
+    return;
+  }
+  if (auth_audit(conn, user_id, "anonymous", "login_failed", "failed",
+                 json_pack("{s:s}", "email_sha256", hex), err) != LC_OK)
+    lc_log_warn("login_failed_audit - %s", err);
+  lc_db_release(ctx->pool, conn);
+}
+
 int auth_account_login(const auth_ctx *ctx, const char *email, const char *password,
                        size_t pwlen, auth_user *u, auth_tokens *t, char err[LC_ERR_LEN]) {
   char norm[AUTH_EMAIL_MAX + 1];
   PGconn *conn = NULL;
-  int found, rc;
+  int exists, found, rc;
 
   memset(t, 0, sizeof(*t));
   memset(u, 0, sizeof(*u));
@@ -142,23 +168,39 @@ int auth_account_login(const auth_ctx *ctx, const char *email, const char *passw
   rc = find_by_email(ctx, norm, u, err);
   if (rc != LC_OK && rc != LC_ERR_NOTFOUND)
     return rc;
-  found = rc == LC_OK && u->has_password;
+  exists = rc == LC_OK;
+  found = exists && u->has_password;
   /* Exactly one verification on every path: the dummy hash when no usable
    * hash exists, so unknown emails cost the same as wrong passwords. */
   rc = auth_pw_verify(ctx->pw, found ? u->password_hash : NULL, password, pwlen, err);
   if (rc == LC_ERR_UNAVAIL)
     return rc;
   if (rc != LC_OK || u->disabled) {
-    lc_log_warn("Security - login failed: %s", !found ? "unknown account or no password"
-                                                : u->disabled ? "account disabled"
-                                                              : "wrong password");
+    const char *why = !found ? "unknown account or no password"
+                      : u->disabled ? "account disabled"
+                                    : "wrong password";
+    lc_log_warn("Security - login failed: %s", why);
+    login_failed_audit(ctx, norm, exists ? u->id : NULL);
     memset(u, 0, sizeof(*u));
     return lc_err_set(err, LC_ERR_UNAUTH, "invalid credentials");
   }
   rc = lc_db_acquire(ctx->pool, &conn, err);
   if (rc != LC_OK)
     return rc == LC_ERR_TIMEOUT ? LC_ERR_UNAVAIL : rc;
-  rc = auth_sessions_start(conn, &ctx->tok, u, t, err);
+  rc = lc_db_begin(conn, err);
+  if (rc == LC_OK)
+    rc = auth_sessions_start(conn, &ctx->tok, u, t, err);
+  if (rc == LC_OK) {
+    char actor[64];
+    auth_actor(actor, "user", u->id);
+    rc = auth_audit(conn, u->id, actor, "login", "ok", NULL, err);
+  }
+  if (rc == LC_OK)
+    rc = lc_db_commit(conn, err);
+  if (rc != LC_OK) {
+    lc_db_rollback(conn);
+    auth_tokens_free(t);
+  }
   lc_db_release(ctx->pool, conn);
   if (rc == LC_OK)
     lc_log_info("Event - login user %s", u->id);
@@ -237,5 +279,126 @@ int auth_account_ensure(const auth_ctx *ctx, const char *email, const char *pass
   }
 out:
   sodium_memzero(hash, sizeof(hash));
+  return rc;
+}
+
+int auth_account_logout(const auth_ctx *ctx, const char *user_id, const char *jti, int64_t exp,
+                        const char *refresh_token, char err[LC_ERR_LEN]) {
+  PGconn *conn = NULL;
+  char family[37] = "", actor[64];
+  json_t *detail;
+  int rc;
+
+  if (user_id == NULL || !lc_uuid_valid(user_id))
+    return lc_err_set(err, LC_ERR_UNAUTH, "no user");
+  if (jti != NULL && !lc_uuid_valid(jti))
+    return lc_err_set(err, LC_ERR_PARAM, "malformed token id");
+  rc = lc_db_acquire(ctx->pool, &conn, err);
+  if (rc != LC_OK)
+    return rc == LC_ERR_TIMEOUT ? LC_ERR_UNAVAIL : rc;
+  rc = lc_db_begin(conn, err);
+  if (rc != LC_OK)
+    goto out;
+  detail = json_object();
+  if (jti != NULL) {
+    char expt[32];
+    const char *p[3] = {jti, user_id, expt};
+    PGresult *res = NULL;
+    snprintf(expt, sizeof(expt), "%lld", (long long)exp);
+    rc = lc_db_exec(conn,
+                    "INSERT INTO revoked_tokens (jti, user_id, exp) VALUES ($1::uuid, $2::uuid, "
+                    "$3::bigint) ON CONFLICT (jti) DO NOTHING",
+                    3, p, &res, err);
+    if (rc == LC_OK && strcmp(PQcmdTuples(res), "1") == 0)
+      rc = auth_event_token_revoked(conn, jti, user_id, exp, err);
+    PQclear(res);
+    json_object_set_new(detail, "jti", json_string(jti));
+  }
+  if (rc == LC_OK && refresh_token != NULL && refresh_token[0] != '\0') {
+    int f = auth_sessions_family_of(conn, refresh_token, user_id, family, err);
+    if (f == LC_OK) {
+      rc = auth_sessions_revoke_family(conn, family, NULL, err);
+      json_object_set_new(detail, "family_id", json_string(family));
+    } else if (f != LC_ERR_NOTFOUND) {
+      rc = f;
+    }
+  }
+  auth_actor(actor, "user", user_id);
+  if (rc == LC_OK)
+    rc = auth_audit(conn, user_id, actor, "logout", "ok", detail, err);
+  else
+    json_decref(detail);
+  if (rc == LC_OK)
+    rc = lc_db_commit(conn, err);
+  if (rc != LC_OK)
+    lc_db_rollback(conn);
+out:
+  lc_db_release(ctx->pool, conn);
+  return rc;
+}
+
+int auth_account_change_password(const auth_ctx *ctx, const char *user_id, const char *current,
+                                 size_t curlen, const char *next, size_t nextlen, auth_user *u,
+                                 auth_tokens *t, char err[LC_ERR_LEN]) {
+  char hash[AUTH_PW_HASH_MAX], actor[64];
+  PGconn *conn = NULL;
+  int64_t nb = 0;
+  int rc;
+
+  memset(t, 0, sizeof(*t));
+  rc = auth_account_me(ctx, user_id, u, err);
+  if (rc != LC_OK)
+    return rc;
+  if (current == NULL || curlen == 0 || curlen > AUTH_PW_MAX_LEN)
+    return lc_err_set(err, LC_ERR_PARAM, "current_password must be 1..%d bytes", AUTH_PW_MAX_LEN);
+  rc = auth_password_validate(next, nextlen, err);
+  if (rc != LC_OK)
+    return rc;
+  /* One verification even without a password (OAuth-only): same cost. */
+  rc = auth_pw_verify(ctx->pw, u->has_password ? u->password_hash : NULL, current, curlen, err);
+  if (rc == LC_ERR_UNAVAIL)
+    return rc;
+  auth_actor(actor, "user", u->id);
+  if (rc != LC_OK) {
+    if (lc_db_acquire(ctx->pool, &conn, err) == LC_OK) {
+      if (auth_audit(conn, u->id, actor, "password_changed", "denied",
+                     json_pack("{s:s}", "reason", "wrong current password"), err) != LC_OK)
+        lc_log_warn("password - audit: %s", err);
+      lc_db_release(ctx->pool, conn);
+    }
+    return lc_err_set(err, LC_ERR_FORBIDDEN, "current password is wrong");
+  }
+  rc = auth_pw_hash(ctx->pw, next, nextlen, hash, err);
+  if (rc != LC_OK)
+    return rc;
+  rc = lc_db_acquire(ctx->pool, &conn, err);
+  if (rc != LC_OK) {
+    sodium_memzero(hash, sizeof(hash));
+    return rc == LC_ERR_TIMEOUT ? LC_ERR_UNAVAIL : rc;
+  }
+  rc = lc_db_begin(conn, err);
+  if (rc == LC_OK)
+    rc = auth_users_set_password(conn, u->id, hash, err);
+  if (rc == LC_OK)
+    rc = auth_users_bump_not_before(conn, u->id, &nb, err);
+  if (rc == LC_OK)
+    rc = auth_sessions_revoke_user(conn, u->id, NULL, err);
+  if (rc == LC_OK)
+    rc = auth_event_user_revoked(conn, u->id, nb, err);
+  if (rc == LC_OK)
+    rc = auth_audit(conn, u->id, actor, "password_changed", "ok", NULL, err);
+  if (rc == LC_OK) {
+    u->not_before = nb;
+    rc = auth_sessions_start(conn, &ctx->tok, u, t, err);
+  }
+  if (rc == LC_OK)
+    rc = lc_db_commit(conn, err);
+  if (rc != LC_OK) {
+    lc_db_rollback(conn);
+    auth_tokens_free(t);
+  }
+  lc_db_release(ctx->pool, conn);
+  sodium_memzero(hash, sizeof(hash));
+  memset(u->password_hash, 0, sizeof(u->password_hash));
   return rc;
 }

@@ -22,6 +22,8 @@ typedef struct {
   const uint8_t *secret;          /* INTERNAL_SECRET bytes (borrowed), for credit-svc calls */
   size_t secret_len;
   const char *credit_url;         /* AUTH_CREDIT_URL or NULL (then no account call) */
+  const char *chain_url;          /* AUTH_CHAIN_URL or NULL (admin views: custodial_address) */
+  const char *allowed_origins;    /* AUTH_ALLOWED_ORIGINS (CSRF check of cookie refresh) */
 } auth_ctx;
 
 /* Signs a user up with role "user". email/password are raw client input
@@ -53,6 +55,22 @@ int auth_account_me(const auth_ctx *ctx, const char *user_id, auth_user *u,
  * when created, opens its credit account. *created may be NULL. */
 int auth_account_ensure(const auth_ctx *ctx, const char *email, const char *password,
                         const char *role, auth_user *u, int *created, char err[LC_ERR_LEN]);
+
+/* Logout of the calling session: revokes the access token jti (until exp,
+ * Unix s; jti may be NULL when the gateway did not forward it) and, when
+ * refresh_token (may be NULL) belongs to user_id, its whole family. Emits
+ * auth.token.revoked and auth.audit logout in the same commit. */
+int auth_account_logout(const auth_ctx *ctx, const char *user_id, const char *jti, int64_t exp,
+                        const char *refresh_token, char err[LC_ERR_LEN]);
+
+/* Password change: verifies current (LC_ERR_FORBIDDEN when wrong, audited
+ * as denied), validates and hashes next, then in one transaction stores
+ * the hash, bumps not_before (every earlier access token dies), revokes
+ * every refresh family, emits auth.user.revoked + audit password_changed
+ * and starts a fresh session (*t) for the caller. */
+int auth_account_change_password(const auth_ctx *ctx, const char *user_id, const char *current,
+                                 size_t curlen, const char *next, size_t nextlen, auth_user *u,
+                                 auth_tokens *t, char err[LC_ERR_LEN]);
 
 /* POST {credit_url}/internal/accounts {user_id} signed as role "system".
  * LC_OK on 200/201; otherwise an error (callers log it). */

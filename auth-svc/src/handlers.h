@@ -26,6 +26,27 @@ int auth_h_login(const struct _u_request *req, struct _u_response *resp, void *u
 int auth_h_refresh(const struct _u_request *req, struct _u_response *resp, void *ud);
 /* GET /v1/me -> {id,email,role,created_at} of the signed identity. */
 int auth_h_me(const struct _u_request *req, struct _u_response *resp, void *ud);
+/* POST /v1/auth/logout (session) -> 204; revokes X-Auth-Jti and the refresh family. */
+int auth_h_logout(const struct _u_request *req, struct _u_response *resp, void *ud);
+/* POST /v1/auth/password {current_password,new_password} (session) -> 200 new pair. */
+int auth_h_password(const struct _u_request *req, struct _u_response *resp, void *ud);
+
+/* Admin routes (handlers_admin.c): role admin; API-key identities may not
+ * mint or revoke keys and a "read" key may not change anything. */
+int auth_h_admin_users(const struct _u_request *req, struct _u_response *resp, void *ud);
+int auth_h_admin_user(const struct _u_request *req, struct _u_response *resp, void *ud);
+int auth_h_admin_patch_user(const struct _u_request *req, struct _u_response *resp, void *ud);
+int auth_h_admin_revoke_tokens(const struct _u_request *req, struct _u_response *resp, void *ud);
+int auth_h_admin_key_create(const struct _u_request *req, struct _u_response *resp, void *ud);
+int auth_h_admin_key_list(const struct _u_request *req, struct _u_response *resp, void *ud);
+int auth_h_admin_key_revoke(const struct _u_request *req, struct _u_response *resp, void *ud);
+/* Internal routes for the gateway (role system only, contract B). */
+int auth_h_internal_key_verify(const struct _u_request *req, struct _u_response *resp, void *ud);
+int auth_h_internal_revocations(const struct _u_request *req, struct _u_response *resp,
+                                void *ud);
+
+/* Maps a use-case status to a problem response (logs internal failures once). */
+int auth_http_error(struct _u_response *resp, const char *what, int rc, const char *err);
 
 /* Registers the four routes on inst, each behind lc_iauth_callback (ictx)
  * at LC_PRIO_AUTH and its handler (ctx) at LC_PRIO_APP. ctx and ictx must

@@ -23,7 +23,15 @@
 #include "lc/log.h"
 #include "lc/svc.h"
 #include "lc/util.h"
+#include "lc/amqp.h"
+#include "lc/outbox.h"
+#include "events.h"
+#include "oauth_handlers.h"
 #include "passwords.h"
+#include "sessions.h"
+
+#include <pthread.h>
+#include <stdbool.h>
 
 #ifndef AUTH_SQL_DIR_DEFAULT
 #define AUTH_SQL_DIR_DEFAULT "auth-svc/sql"
@@ -46,6 +54,15 @@ static const lc_cfg_spec SPECS[] = {
   {"AUTH_ADMIN_EMAIL", LC_CFG_STR, 3, 254, NULL, 0, "bootstrap admin email"},
   {"AUTH_ADMIN_PASSWORD", LC_CFG_SECRET, 8, 256, NULL, 0, "bootstrap admin password"},
   {"AUTH_CREDIT_URL", LC_CFG_STR, 8, 512, NULL, 0, "credit-svc base URL (account opening)"},
+  {"AUTH_CHAIN_URL", LC_CFG_STR, 8, 512, NULL, 0,
+   "chain-svc base URL (custodial_address in admin views)"},
+  {"AUTH_TOKEN_ENC_KEY", LC_CFG_SECRET, 64, 64, NULL, 0,
+   "hex 32 bytes: seals refresh successors for the grace window (unset = no grace window)"},
+  {"AUTH_REFRESH_GRACE_MS", LC_CFG_INT, 0, 2000, "2000", 1,
+   "window in which concurrent refreshes of one token get the same successor (ms)"},
+  {"AUTH_ALLOWED_ORIGINS", LC_CFG_STR, 1, 2048, "https://127.0.0.1:8443", 1,
+   "comma list of Origins allowed to refresh with the cookie"},
+  {"AMQP_URL", LC_CFG_SECRET, 8, 1024, NULL, 0, "RabbitMQ URL for auth.events (unset = no relay)"},
   {"AUTH_PWHASH_MEMLIMIT", LC_CFG_INT, 67108864, 4294967296LL, "67108864", 1,
    "Argon2id memory per hash (bytes)"},
   {"AUTH_PWHASH_OPSLIMIT", LC_CFG_INT, 2, 64, "2", 1, "Argon2id passes"},
@@ -57,6 +74,7 @@ static const lc_cfg_spec SPECS[] = {
   {"LOG_LEVEL", LC_CFG_STR, 4, 7, "info", 1, "error|warning|info|debug"},
   {"JWT_ISSUER", LC_CFG_STR, 1, 127, "credit-saas", 1, "JWT iss"},
   {"JWT_AUDIENCE", LC_CFG_STR, 1, 127, "credit-saas-api", 1, "JWT aud"},
+  OAUTH_CFG_SPECS, /* oauth_handlers.h */
 };
 
 static int is_dir(const char *p) {
@@ -87,6 +105,25 @@ static void resolve_sql_dir(const lc_cfg *cfg, char out[PATH_MAX]) {
     }
   }
   lc_strlcpy(out, AUTH_SQL_DIR_DEFAULT, PATH_MAX);
+}
+
+/* Relay housekeeping: wipes sealed refresh successors past the grace window
+ * (at most once a second). */
+static void relay_tick(void *ud) {
+  static int64_t next;
+  const auth_ctx *ctx = ud;
+  char err[LC_ERR_LEN];
+  PGconn *c = NULL;
+  int n = 0;
+
+  if (lc_mono_ms() < next)
+    return;
+  next = lc_mono_ms() + 1000;
+  if (lc_db_acquire(ctx->pool, &c, err) != LC_OK)
+    return;
+  if (auth_sessions_wipe_successors(c, ctx->tok.grace_ms, &n, err) != LC_OK)
+    lc_log_warn("relay_tick - wipe successors: %s", err);
+  lc_db_release(ctx->pool, c);
 }
 
 static int ready(void *ud) {
@@ -133,14 +170,21 @@ int main(void) {
   lc_db_pool *pool = NULL;
   auth_pw *pw = NULL;
   auth_ctx ctx;
+  oauth_ctx octx;
+  int octx_ok = 0;
   lc_iauth_ctx ictx;
   struct _u_instance inst;
-  int inst_ok = 0, started = 0;
+  int inst_ok = 0, started = 0, have_relay = 0;
+  static const char *const drop_unroutable[] = {"auth.token.", "auth.user.", "auth.key.", NULL};
+  static atomic_bool relay_stop;
+  lc_outbox_cfg relay;
+  pthread_t t_relay;
   uint8_t secret[129], seed[32], pk[32];
   size_t secret_len = 0, seed_len = 0;
   int rc, code = 1;
 
   memset(&ctx, 0, sizeof(ctx));
+  memset(&octx, 0, sizeof(octx));
   if (lc_global_init() != LC_OK) {
     fprintf(stderr, APP ": global init failed\n");
     return 1;
@@ -187,6 +231,22 @@ int main(void) {
   ctx.secret = secret;
   ctx.secret_len = secret_len;
   ctx.credit_url = lc_cfg_str(cfg, "AUTH_CREDIT_URL");
+  ctx.chain_url = lc_cfg_str(cfg, "AUTH_CHAIN_URL");
+  ctx.allowed_origins = lc_cfg_str(cfg, "AUTH_ALLOWED_ORIGINS");
+  ctx.tok.grace_ms = lc_cfg_int(cfg, "AUTH_REFRESH_GRACE_MS");
+  if (lc_cfg_str(cfg, "AUTH_TOKEN_ENC_KEY") == NULL) {
+    lc_log_warn("AUTH_TOKEN_ENC_KEY unset: refresh grace window disabled");
+    ctx.tok.grace_ms = 0;
+  } else {
+    size_t klen = 0;
+    if (lc_hex_decode(lc_cfg_str(cfg, "AUTH_TOKEN_ENC_KEY"), ctx.tok.enc_key,
+                      sizeof(ctx.tok.enc_key), &klen) != LC_OK ||
+        klen != 32) {
+      lc_log_error("configuration error: AUTH_TOKEN_ENC_KEY must be 64 hex characters");
+      code = 2;
+      goto out;
+    }
+  }
   {
     char pkhex[65];
     lc_hex_encode(pk, sizeof(pk), pkhex);
@@ -222,6 +282,35 @@ int main(void) {
     goto out;
   }
 
+  memset(&relay, 0, sizeof(relay));
+  if (lc_cfg_str(cfg, "AMQP_URL") != NULL) {
+    atomic_store(&relay_stop, false);
+    relay.pool = pool;
+    relay.conninfo = lc_cfg_str(cfg, "AUTH_DATABASE_URL");
+    relay.channel = AUTH_OUTBOX_CHANNEL;
+    relay.amqp_url = lc_cfg_str(cfg, "AMQP_URL");
+    relay.exchange = AUTH_EVENTS_EXCHANGE;
+    relay.drop_unroutable = drop_unroutable;
+    relay.declare_topology = 1;
+    relay.poll_ms = 200;
+    relay.tick = relay_tick;
+    relay.tick_ud = &ctx;
+    relay.name = "auth-outbox";
+    relay.stop = &relay_stop;
+    have_relay = pthread_create(&t_relay, NULL, lc_outbox_thread, &relay) == 0;
+    if (!have_relay)
+      lc_log_error("cannot start the auth.events relay thread");
+  } else {
+    lc_log_warn("AMQP_URL unset: auth.events stay in the outbox (no relay)");
+  }
+
+  octx_ok = 1;
+  rc = oauth_ctx_init(&octx, cfg, &ctx, err);
+  if (rc != LC_OK) {
+    lc_log_error("configuration error: %s", err);
+    code = 2;
+    goto out;
+  }
   rc = lc_svc_instance_init(&inst, lc_cfg_str(cfg, "AUTH_BIND"), (int)lc_cfg_int(cfg, "AUTH_PORT"),
                             16384, err);
   if (rc != LC_OK) {
@@ -233,6 +322,9 @@ int main(void) {
   ictx.secret_len = secret_len;
   ictx.max_skew_s = 60;
   rc = auth_handlers_register(&inst, &ctx, &ictx);
+  if (rc != LC_OK)
+    goto out;
+  rc = oauth_handlers_register(&inst, &octx);
   if (rc != LC_OK)
     goto out;
   rc = lc_svc_add_ops(&inst, APP, ready, pool);
@@ -254,8 +346,14 @@ int main(void) {
 out:
   if (started)
     ulfius_stop_framework(&inst);
+  if (have_relay) {
+    atomic_store(&relay_stop, true);
+    pthread_join(t_relay, NULL);
+  }
   if (inst_ok)
     ulfius_clean_instance(&inst);
+  if (octx_ok)
+    oauth_ctx_free(&octx);
   auth_pw_free(pw);
   lc_db_pool_free(pool);
   sodium_memzero(&ctx.tok, sizeof(ctx.tok));

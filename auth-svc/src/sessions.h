@@ -6,7 +6,12 @@
  * SHA-256 (hex) is stored, in refresh_tokens. Tokens form a family: login
  * starts one (family_expires_at = start + refresh_ttl, absolute); each use
  * marks the presented token rotated and issues a child in the same family.
- * Presenting an already rotated token revokes the whole family (reuse). */
+ * Presenting an already rotated token revokes the whole family (reuse),
+ * except within grace_ms of its rotation: concurrent refreshes of one token
+ * then all receive the same successor (policy.h auth_rt_decide), which is
+ * kept sealed in the parent row for the window only (wiped afterwards).
+ * Access tokens get iat = max(now, user.not_before) so a token issued right
+ * after a revocation is not itself revoked. */
 #ifndef AUTH_SESSIONS_H
 #define AUTH_SESSIONS_H
 
@@ -24,6 +29,8 @@ typedef struct {
   char aud[128];
   int64_t access_ttl;           /* seconds */
   int64_t refresh_ttl;          /* seconds, absolute family lifetime */
+  uint8_t enc_key[32];          /* AUTH_TOKEN_ENC_KEY: seals successors for the grace window */
+  int64_t grace_ms;             /* AUTH_REFRESH_GRACE_MS; 0 disables the grace window */
 } auth_sessions_cfg;
 
 typedef struct {
@@ -54,7 +61,10 @@ int auth_sessions_start(PGconn *conn, const auth_sessions_cfg *cfg, const auth_u
 /* Rotates a refresh token in one transaction (row locked FOR UPDATE):
  * - unknown / malformed / revoked / family expired / user disabled or gone
  *   -> LC_ERR_UNAUTH;
- * - already rotated (reuse) -> the family is revoked, committed, and
+ * - rotated less than grace_ms ago with its successor still live -> the same
+ *   successor again (nothing written) and a new access token;
+ * - already rotated otherwise (reuse) -> the family is revoked and an
+ *   auth.audit refresh_reuse_detected event written in the same commit;
  *   LC_ERR_UNAUTH; *reuse set to 1;
  * - otherwise the token is marked rotated, a child is inserted and a new
  *   access token signed; *user_out is the (current) user row.
@@ -66,5 +76,20 @@ int auth_sessions_refresh(PGconn *conn, const auth_sessions_cfg *cfg, const char
 /* Revokes every live token of a family; *n receives the count (may be NULL). */
 int auth_sessions_revoke_family(PGconn *conn, const char *family_id, int *n,
                                 char err[LC_ERR_LEN]);
+
+/* Revokes every live refresh token of a user; *n = rows (may be NULL). */
+int auth_sessions_revoke_user(PGconn *conn, const char *user_id, int *n, char err[LC_ERR_LEN]);
+
+/* Family of a refresh token owned by user_id (for logout). LC_ERR_NOTFOUND
+ * when unknown, malformed or owned by someone else. */
+int auth_sessions_family_of(PGconn *conn, const char *token, const char *user_id,
+                            char family_id[37], char err[LC_ERR_LEN]);
+
+/* Wipes sealed successors older than grace_ms (housekeeping); *n = rows. */
+int auth_sessions_wipe_successors(PGconn *conn, int64_t grace_ms, int *n, char err[LC_ERR_LEN]);
+
+/* Signs an access token for u with iat = max(now, u->not_before). */
+int auth_sessions_access_for(const auth_sessions_cfg *cfg, const auth_user *u, char **out,
+                             char err[LC_ERR_LEN]);
 
 #endif

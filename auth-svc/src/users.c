@@ -2,6 +2,7 @@
 #include "users.h"
 
 #include <ctype.h>
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -11,7 +12,7 @@
 #define USER_COLS                                                                    \
   "id::text, email, role, disabled, "                                                \
   "to_char(created_at AT TIME ZONE 'UTC', 'YYYY-MM-DD\"T\"HH24:MI:SS.MS\"Z\"'), " \
-  "password_hash"
+  "password_hash, COALESCE(not_before, 0)"
 
 static int is_local_char(unsigned char c) {
   if (isalnum(c))
@@ -94,6 +95,8 @@ static int user_from_row(const PGresult *res, int row, auth_user *u, char err[LC
       lc_strlcpy(u->created_at, PQgetvalue(res, row, 4), sizeof(u->created_at)) != LC_OK)
     return lc_err_set(err, LC_ERR_DB, "users: unexpected column size");
   u->disabled = strcmp(PQgetvalue(res, row, 3), "t") == 0;
+  if (lc_parse_i64(PQgetvalue(res, row, 6), 0, INT64_MAX, &u->not_before) != LC_OK)
+    return lc_err_set(err, LC_ERR_DB, "users: bad not_before");
   u->has_password = !PQgetisnull(res, row, 5);
   if (u->has_password &&
       lc_strlcpy(u->password_hash, PQgetvalue(res, row, 5), sizeof(u->password_hash)) != LC_OK)
@@ -177,4 +180,84 @@ int auth_users_set_disabled(PGconn *conn, const char *id, int disabled, char err
                     "UPDATE users SET disabled = $2::boolean, updated_at = now() "
                     "WHERE id = $1::uuid RETURNING " USER_COLS,
                     2, p, &tmp, err);
+}
+
+int auth_users_set_role(PGconn *conn, const char *id, const char *role, char err[LC_ERR_LEN]) {
+  const char *p[2] = {id, role};
+  auth_user tmp;
+  if (!auth_role_valid(role))
+    return lc_err_set(err, LC_ERR_PARAM, "invalid role");
+  if (id == NULL || !lc_uuid_valid(id))
+    return lc_err_set(err, LC_ERR_NOTFOUND, "user not found");
+  return user_query(conn,
+                    "UPDATE users SET role = $2, updated_at = now() "
+                    "WHERE id = $1::uuid RETURNING " USER_COLS,
+                    2, p, &tmp, err);
+}
+
+int auth_users_set_password(PGconn *conn, const char *id, const char *pwhash,
+                            char err[LC_ERR_LEN]) {
+  const char *p[2] = {id, pwhash};
+  auth_user tmp;
+  int rc;
+  if (id == NULL || !lc_uuid_valid(id))
+    return lc_err_set(err, LC_ERR_NOTFOUND, "user not found");
+  rc = user_query(conn,
+                  "UPDATE users SET password_hash = $2, updated_at = now() "
+                  "WHERE id = $1::uuid RETURNING " USER_COLS,
+                  2, p, &tmp, err);
+  memset(&tmp, 0, sizeof(tmp));
+  return rc;
+}
+
+int auth_users_bump_not_before(PGconn *conn, const char *id, int64_t *not_before,
+                               char err[LC_ERR_LEN]) {
+  const char *p[1] = {id};
+  auth_user tmp;
+  int rc;
+  *not_before = 0;
+  if (id == NULL || !lc_uuid_valid(id))
+    return lc_err_set(err, LC_ERR_NOTFOUND, "user not found");
+  rc = user_query(conn,
+                  "UPDATE users SET not_before = GREATEST(COALESCE(not_before, 0) + 1, "
+                  "floor(extract(epoch FROM clock_timestamp()))::bigint + 1), updated_at = now() "
+                  "WHERE id = $1::uuid RETURNING " USER_COLS,
+                  1, p, &tmp, err);
+  if (rc == LC_OK)
+    *not_before = tmp.not_before;
+  memset(&tmp, 0, sizeof(tmp));
+  return rc;
+}
+
+int auth_users_list(PGconn *conn, const char *cursor, int limit, auth_user *out, int *n,
+                    char next_cursor[37], char err[LC_ERR_LEN]) {
+  char lim[16];
+  const char *p[2];
+  PGresult *res = NULL;
+  int rc, rows;
+
+  *n = 0;
+  next_cursor[0] = '\0';
+  snprintf(lim, sizeof(lim), "%d", limit + 1);
+  p[0] = cursor;
+  p[1] = lim;
+  rc = lc_db_exec(conn,
+                  "SELECT " USER_COLS " FROM users WHERE $1::uuid IS NULL OR "
+                  "(created_at, id) < (SELECT created_at, id FROM users WHERE id = $1::uuid) "
+                  "ORDER BY created_at DESC, id DESC LIMIT $2::int",
+                  2, p, &res, err);
+  if (rc != LC_OK)
+    return rc;
+  rows = PQntuples(res);
+  for (int i = 0; i < rows && i < limit; i++) {
+    rc = user_from_row(res, i, &out[i], err);
+    if (rc != LC_OK)
+      break;
+    out[i].password_hash[0] = '\0';
+    (*n)++;
+  }
+  if (rc == LC_OK && rows > limit && *n == limit)
+    lc_strlcpy(next_cursor, out[limit - 1].id, 37);
+  PQclear(res);
+  return rc;
 }

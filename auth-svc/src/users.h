@@ -7,6 +7,7 @@
 #define AUTH_USERS_H
 
 #include <libpq-fe.h>
+#include <stdint.h>
 #include "lc/err.h"
 #include "passwords.h"
 
@@ -20,6 +21,7 @@ typedef struct {
   char created_at[40];                 /* RFC 3339 UTC, millisecond precision */
   int has_password;                    /* 0 for OAuth-only accounts */
   char password_hash[AUTH_PW_HASH_MAX];/* "" when !has_password */
+  int64_t not_before;                  /* Unix s; access tokens with iat < it are dead; 0 = none */
 } auth_user;
 
 /* Validates and lowercases an email address: at most 254 bytes, exactly one
@@ -51,5 +53,26 @@ int auth_users_by_id(PGconn *conn, const char *id, auth_user *out, char err[LC_E
 
 /* Sets the disabled flag (used by admin work and tests). LC_ERR_NOTFOUND if no such user. */
 int auth_users_set_disabled(PGconn *conn, const char *id, int disabled, char err[LC_ERR_LEN]);
+
+/* Sets the role (valid role, else LC_ERR_PARAM). LC_ERR_NOTFOUND if no such user. */
+int auth_users_set_role(PGconn *conn, const char *id, const char *role, char err[LC_ERR_LEN]);
+
+/* Replaces the password hash. LC_ERR_NOTFOUND if no such user. */
+int auth_users_set_password(PGconn *conn, const char *id, const char *pwhash,
+                            char err[LC_ERR_LEN]);
+
+/* Revokes every access token issued so far: not_before = max(old + 1,
+ * floor(now) + 1) (Unix seconds; a token with iat < not_before is dead, and
+ * tokens issued afterwards get iat = max(now, not_before), so the value must
+ * grow strictly: a token issued at the old not_before dies too). *not_before receives the
+ * new value. LC_ERR_NOTFOUND if no such user. */
+int auth_users_bump_not_before(PGconn *conn, const char *id, int64_t *not_before,
+                               char err[LC_ERR_LEN]);
+
+/* Lists users newest first (created_at DESC, id DESC) after cursor (a user
+ * id or NULL), at most limit (<= cap of out). *n = rows written;
+ * next_cursor = last id when more follow, else "". */
+int auth_users_list(PGconn *conn, const char *cursor, int limit, auth_user *out, int *n,
+                    char next_cursor[37], char err[LC_ERR_LEN]);
 
 #endif

@@ -14,6 +14,8 @@
 #include <ulfius.h>
 
 #include "accounts.h"
+#include "admin.h"
+#include "apikeys.h"
 #include "handlers.h"
 #include "lc/http.h"
 #include "lc/iauth.h"
@@ -388,11 +390,14 @@ typedef struct {
 } hresp;
 
 /* Signed request as (user, role); extra "Cookie: ..." header when cookie != NULL. */
+/* One extra request header for the next calls (NULL = none). */
+static const char *g_extra_header;
+
 static void call(const char *method, const char *path, const char *body, const char *user,
                  const char *role, const char *cookie, int sign, hresp *out) {
   lc_identity id;
   lc_iauth_headers ih;
-  const char *hdrs[LC_IAUTH_NHDR + 3];
+  const char *hdrs[LC_IAUTH_NHDR + 4];
   char cookie_line[256], url[256], err[LC_ERR_LEN];
   lc_http_req rq;
   lc_http_resp rs;
@@ -415,6 +420,8 @@ static void call(const char *method, const char *path, const char *body, const c
     snprintf(cookie_line, sizeof(cookie_line), "Cookie: %s", cookie);
     hdrs[n++] = cookie_line;
   }
+  if (g_extra_header != NULL)
+    hdrs[n++] = g_extra_header;
   hdrs[n] = NULL;
   snprintf(url, sizeof(url), "%s%s", g_base, path);
   memset(&rq, 0, sizeof(rq));
@@ -525,9 +532,20 @@ START_TEST(test_http_routes) {
   ck_assert_str_eq(r.cookie, expect_cookie);
   free(r.body);
 
-  /* Refresh from the cookie, then replay the rotated one. */
+  /* Refresh from the cookie: without Origin / X-Requested-With it is a
+   * possible CSRF (403, token untouched); a foreign Origin too. */
   snprintf(cookie, sizeof(cookie), "__Host-refresh=%s", rt);
   call("POST", "/v1/auth/refresh", NULL, "", "anon", cookie, 1, &r);
+  ck_assert_msg(r.status == 403, "csrf refresh %ld %s", r.status, r.body);
+  free(r.body);
+  g_extra_header = "Origin: https://evil.example";
+  call("POST", "/v1/auth/refresh", NULL, "", "anon", cookie, 1, &r);
+  ck_assert_int_eq(r.status, 403);
+  free(r.body);
+  /* then the replay of the rotated one. */
+  g_extra_header = "X-Requested-With: fetch";
+  call("POST", "/v1/auth/refresh", NULL, "", "anon", cookie, 1, &r);
+  g_extra_header = NULL;
   ck_assert_msg(r.status == 200, "refresh %ld %s", r.status, r.body);
   jstr(r.body, "refresh_token", NULL, rt2);
   ck_assert_str_ne(rt, rt2);
@@ -556,6 +574,297 @@ START_TEST(test_http_routes) {
 }
 END_TEST
 
+/* ---- grace window, reuse audit, revocation, keys, admin ---- */
+
+static void enable_grace(void) {
+  lc_random(ctx.tok.enc_key, sizeof(ctx.tok.enc_key));
+  ctx.tok.grace_ms = 2000;
+}
+
+static int outbox_count(const char *type, const char *needle) {
+  char *v = q1("SELECT count(*) FROM outbox WHERE routing_key = $1 AND strpos(payload, $2) > 0",
+               type, needle);
+  int n = atoi(v); /* test code: the value is a count from PostgreSQL */
+  free(v);
+  return n;
+}
+
+typedef struct {
+  const char *token;
+  char out[AUTH_RT_LEN + 1];
+  int rc;
+} par_refresh;
+
+static void *par_refresh_main(void *arg) {
+  par_refresh *p = arg;
+  char err[LC_ERR_LEN];
+  auth_user u;
+  auth_tokens t;
+  p->rc = auth_account_refresh(&ctx, p->token, &u, &t, err);
+  if (p->rc == LC_OK)
+    lc_strlcpy(p->out, t.refresh_token, sizeof(p->out));
+  auth_tokens_free(&t);
+  return NULL;
+}
+
+START_TEST(test_grace_parallel_same_successor) {
+  char email[80], err[LC_ERR_LEN];
+  auth_user u, ru;
+  auth_tokens t0, t1, t2, x;
+  par_refresh p[10];
+  pthread_t th[10];
+
+  enable_grace();
+  signup("grace", email, &u, &t0);
+  for (int i = 0; i < 10; i++) {
+    memset(&p[i], 0, sizeof(p[i]));
+    p[i].token = t0.refresh_token;
+    ck_assert_int_eq(pthread_create(&th[i], NULL, par_refresh_main, &p[i]), 0);
+  }
+  for (int i = 0; i < 10; i++)
+    pthread_join(th[i], NULL);
+  for (int i = 0; i < 10; i++) {
+    ck_assert_int_eq(p[i].rc, LC_OK);
+    ck_assert_str_eq(p[i].out, p[0].out);
+  }
+  ck_assert_str_ne(p[0].out, t0.refresh_token);
+  /* no fork: exactly one child, family live */
+  assert_q1("2", "SELECT count(*) FROM refresh_tokens WHERE family_id = $1::uuid", t0.family_id,
+            NULL);
+  assert_q1("0", "SELECT count(*) FROM refresh_tokens WHERE family_id = $1::uuid "
+                 "AND revoked_at IS NOT NULL", t0.family_id, NULL);
+  /* the successor is stored only sealed, never in clear */
+  assert_q1("0", "SELECT count(*) FROM refresh_tokens WHERE family_id = $1::uuid AND "
+                 "strpos(encode(successor_enc, 'escape'), $2) > 0", t0.family_id, p[0].out);
+  /* the successor rotates normally; then t0 again is reuse (its successor is used) */
+  ck_assert_int_eq(auth_account_refresh(&ctx, p[0].out, &ru, &t1, err), LC_OK);
+  ck_assert_int_eq(auth_account_refresh(&ctx, t0.refresh_token, &ru, &x, err), LC_ERR_UNAUTH);
+  assert_q1("0", "SELECT count(*) FROM refresh_tokens WHERE family_id = $1::uuid "
+                 "AND revoked_at IS NULL", t0.family_id, NULL);
+  ck_assert_int_eq(auth_account_refresh(&ctx, t1.refresh_token, &ru, &t2, err), LC_ERR_UNAUTH);
+  ck_assert_int_eq(outbox_count("auth.audit", "refresh_reuse_detected") >= 1, 1);
+  ck_assert_int_ge(outbox_count("auth.audit", t0.family_id), 1);
+  assert_q1("0", "SELECT count(*) FROM refresh_tokens WHERE family_id = $1::uuid "
+                 "AND successor_enc IS NOT NULL", t0.family_id, NULL);
+  auth_tokens_free(&t0);
+  auth_tokens_free(&t1);
+}
+END_TEST
+
+START_TEST(test_grace_window_expires) {
+  char email[80], err[LC_ERR_LEN];
+  auth_user u, ru;
+  auth_tokens t0, t1, x;
+  PGconn *c = NULL;
+  int n = 0;
+
+  enable_grace();
+  signup("grace2", email, &u, &t0);
+  ck_assert_int_eq(auth_account_refresh(&ctx, t0.refresh_token, &ru, &t1, err), LC_OK);
+  /* 3 s later the window is closed and the sealed successor gets wiped */
+  assert_q1("1", "WITH x AS (UPDATE refresh_tokens SET rotated_at = rotated_at - interval '3 s' "
+                 "WHERE family_id = $1::uuid AND rotated_at IS NOT NULL RETURNING 1) "
+                 "SELECT count(*) FROM x", t0.family_id, NULL);
+  ck_assert_int_eq(lc_db_acquire(pool, &c, err), LC_OK);
+  ck_assert_int_eq(auth_sessions_wipe_successors(c, ctx.tok.grace_ms, &n, err), LC_OK);
+  lc_db_release(pool, c);
+  ck_assert_int_ge(n, 1);
+  assert_q1("0", "SELECT count(*) FROM refresh_tokens WHERE family_id = $1::uuid "
+                 "AND successor_enc IS NOT NULL", t0.family_id, NULL);
+  ck_assert_int_eq(auth_account_refresh(&ctx, t0.refresh_token, &ru, &x, err), LC_ERR_UNAUTH);
+  assert_q1("0", "SELECT count(*) FROM refresh_tokens WHERE family_id = $1::uuid "
+                 "AND revoked_at IS NULL", t0.family_id, NULL);
+  auth_tokens_free(&t0);
+  auth_tokens_free(&t1);
+}
+END_TEST
+
+START_TEST(test_logout_revokes_jti_and_family) {
+  char email[80], err[LC_ERR_LEN], jti[37];
+  auth_user u, ru;
+  auth_tokens t0, x;
+
+  signup("logout", email, &u, &t0);
+  lc_uuid_v4(jti);
+  ck_assert_msg(auth_account_logout(&ctx, u.id, jti, lc_now_ms() / 1000 + 900, t0.refresh_token,
+                                    err) == LC_OK, "%s", err);
+  assert_q1("1", "SELECT count(*) FROM revoked_tokens WHERE jti = $1::uuid AND user_id = $2::uuid",
+            jti, u.id);
+  ck_assert_int_eq(outbox_count("auth.token.revoked", jti), 1);
+  ck_assert_int_ge(outbox_count("auth.audit", "\"logout\""), 1);
+  ck_assert_int_eq(auth_account_refresh(&ctx, t0.refresh_token, &ru, &x, err), LC_ERR_UNAUTH);
+  /* idempotent: same jti again, one event only */
+  ck_assert_int_eq(auth_account_logout(&ctx, u.id, jti, lc_now_ms() / 1000 + 900, NULL, err),
+                   LC_OK);
+  ck_assert_int_eq(outbox_count("auth.token.revoked", jti), 1);
+  /* someone else's refresh token is not revoked by my logout */
+  {
+    char e2[80], j2[37];
+    auth_user v;
+    auth_tokens tv, y;
+    signup("logout2", e2, &v, &tv);
+    lc_uuid_v4(j2);
+    ck_assert_int_eq(auth_account_logout(&ctx, u.id, j2, lc_now_ms() / 1000 + 900,
+                                         tv.refresh_token, err), LC_OK);
+    ck_assert_int_eq(auth_account_refresh(&ctx, tv.refresh_token, &ru, &y, err), LC_OK);
+    auth_tokens_free(&tv);
+    auth_tokens_free(&y);
+  }
+  auth_tokens_free(&t0);
+}
+END_TEST
+
+START_TEST(test_password_change) {
+  char email[80], err[LC_ERR_LEN];
+  auth_user u, cu, ru, lu;
+  auth_tokens t0, other, nt, x;
+  lc_jwt_claims c;
+  char *nb;
+
+  signup("pwchange", email, &u, &t0);
+  ck_assert_int_eq(auth_account_login(&ctx, email, PASSWORD, strlen(PASSWORD), &lu, &other, err),
+                   LC_OK);
+  ck_assert_int_eq(auth_account_change_password(&ctx, u.id, "wrong-password", 14,
+                                                "n3w-Passw0rd!", 13, &cu, &nt, err),
+                   LC_ERR_FORBIDDEN);
+  ck_assert_int_eq(auth_account_refresh(&ctx, other.refresh_token, &ru, &x, err), LC_OK);
+  lc_strlcpy(other.refresh_token, x.refresh_token, sizeof(other.refresh_token));
+  auth_tokens_free(&x);
+  ck_assert_int_eq(auth_account_change_password(&ctx, u.id, PASSWORD, strlen(PASSWORD), "short",
+                                                5, &cu, &nt, err), LC_ERR_PARAM);
+  ck_assert_msg(auth_account_change_password(&ctx, u.id, PASSWORD, strlen(PASSWORD),
+                                             "n3w-Passw0rd!", 13, &cu, &nt, err) == LC_OK,
+                "%s", err);
+  /* every other session is over, the new one works */
+  ck_assert_int_eq(auth_account_refresh(&ctx, other.refresh_token, &ru, &x, err), LC_ERR_UNAUTH);
+  ck_assert_int_eq(auth_account_refresh(&ctx, t0.refresh_token, &ru, &x, err), LC_ERR_UNAUTH);
+  nb = q1("SELECT not_before::text FROM users WHERE id = $1::uuid", u.id, NULL);
+  ck_assert_int_eq(lc_jwt_verify(nt.access_token, pk, "credit-saas", "credit-saas-api",
+                                 lc_now_ms() / 1000, 5, &c, err), LC_OK);
+  ck_assert_int_ge(c.iat, strtoll(nb, NULL, 10)); /* the fresh token survives not_before */
+  ck_assert_int_eq(outbox_count("auth.user.revoked", u.id), 1);
+  free(nb);
+  ck_assert_int_eq(auth_account_refresh(&ctx, nt.refresh_token, &ru, &x, err), LC_OK);
+  auth_tokens_free(&x);
+  ck_assert_int_eq(auth_account_login(&ctx, email, PASSWORD, strlen(PASSWORD), &lu, &x, err),
+                   LC_ERR_UNAUTH);
+  ck_assert_int_eq(auth_account_login(&ctx, email, "n3w-Passw0rd!", 13, &lu, &x, err), LC_OK);
+  auth_tokens_free(&x);
+  auth_tokens_free(&nt);
+  auth_tokens_free(&t0);
+  auth_tokens_free(&other);
+}
+END_TEST
+
+START_TEST(test_api_keys_and_admin) {
+  char email[80], aemail[80], err[LC_ERR_LEN];
+  auth_user u, a;
+  auth_tokens t, ta, x;
+  json_t *out = NULL, *v = NULL;
+  char key[AUTH_KEY_LEN + 1], kid[37];
+
+  signup("keyowner", email, &u, &t);
+  signup("admin", aemail, &a, &ta);
+  ck_assert_int_eq(auth_admin_key_create(&ctx, a.id, u.id, "write", "ci", &out, err), LC_OK);
+  lc_strlcpy(key, json_string_value(json_object_get(out, "key")), sizeof(key));
+  lc_strlcpy(kid, json_string_value(json_object_get(out, "id")), sizeof(kid));
+  json_decref(out);
+  /* stored only as a hash */
+  assert_q1("0", "SELECT count(*) FROM api_keys WHERE strpos(key_hash || prefix || name, $1) > 0",
+            key + 12, NULL);
+  ck_assert_int_eq(auth_internal_key_verify(&ctx, key, &v, err), LC_OK);
+  ck_assert_str_eq(json_string_value(json_object_get(v, "owner_id")), u.id);
+  ck_assert_str_eq(json_string_value(json_object_get(v, "owner_role")), "user");
+  ck_assert_str_eq(json_string_value(json_object_get(v, "scope")), "write");
+  json_decref(v);
+  {
+    char saved = key[20];
+    key[20] = saved == 'A' ? 'B' : 'A';
+    ck_assert_int_eq(auth_internal_key_verify(&ctx, key, &v, err), LC_ERR_UNAUTH);
+    key[20] = saved;
+  }
+  /* role change follows the owner; admin cannot demote himself */
+  ck_assert_int_eq(auth_admin_patch_user(&ctx, a.id, u.id, "service", -1, &out, err), LC_OK);
+  json_decref(out);
+  ck_assert_int_eq(auth_internal_key_verify(&ctx, key, &v, err), LC_OK);
+  ck_assert_str_eq(json_string_value(json_object_get(v, "owner_role")), "service");
+  json_decref(v);
+  ck_assert_int_eq(outbox_count("auth.user.revoked", u.id), 1);
+  ck_assert_int_eq(auth_admin_patch_user(&ctx, a.id, a.id, "service", -1, &out, err),
+                   LC_ERR_FORBIDDEN);
+  ck_assert_int_eq(auth_admin_patch_user(&ctx, a.id, a.id, NULL, 1, &out, err), LC_ERR_FORBIDDEN);
+  ck_assert_int_eq(auth_admin_patch_user(&ctx, a.id, u.id, "root", -1, &out, err), LC_ERR_PARAM);
+  /* disable: sessions and keys end, events for both */
+  ck_assert_int_eq(auth_admin_patch_user(&ctx, a.id, u.id, NULL, 1, &out, err), LC_OK);
+  ck_assert(json_is_true(json_object_get(out, "disabled")));
+  json_decref(out);
+  ck_assert_int_eq(auth_internal_key_verify(&ctx, key, &v, err), LC_ERR_UNAUTH);
+  ck_assert_int_eq(outbox_count("auth.key.revoked", kid), 1);
+  ck_assert_int_eq(auth_account_refresh(&ctx, t.refresh_token, &u, &x, err), LC_ERR_UNAUTH);
+  ck_assert_int_ge(outbox_count("auth.audit", "user_disabled"), 1);
+  /* enable: old key stays revoked; new key works; delete revokes once */
+  ck_assert_int_eq(auth_admin_patch_user(&ctx, a.id, u.id, NULL, 0, &out, err), LC_OK);
+  json_decref(out);
+  ck_assert_int_eq(auth_internal_key_verify(&ctx, key, &v, err), LC_ERR_UNAUTH);
+  ck_assert_int_eq(auth_admin_key_create(&ctx, a.id, u.id, "read", "ro", &out, err), LC_OK);
+  lc_strlcpy(key, json_string_value(json_object_get(out, "key")), sizeof(key));
+  lc_strlcpy(kid, json_string_value(json_object_get(out, "id")), sizeof(kid));
+  json_decref(out);
+  ck_assert_int_eq(auth_internal_key_verify(&ctx, key, &v, err), LC_OK);
+  json_decref(v);
+  ck_assert_int_eq(auth_admin_key_revoke(&ctx, a.id, kid, err), LC_OK);
+  ck_assert_int_eq(auth_admin_key_revoke(&ctx, a.id, kid, err), LC_OK);
+  ck_assert_int_eq(outbox_count("auth.key.revoked", kid), 1);
+  ck_assert_int_eq(auth_internal_key_verify(&ctx, key, &v, err), LC_ERR_UNAUTH);
+  ck_assert_int_eq(auth_admin_key_revoke(&ctx, a.id, "00000000-0000-4000-8000-000000000000",
+                                         err), LC_ERR_NOTFOUND);
+  ck_assert_int_eq(auth_admin_key_create(&ctx, a.id, "00000000-0000-4000-8000-000000000000",
+                                         "read", "x", &out, err), LC_ERR_NOTFOUND);
+  ck_assert_int_eq(auth_admin_key_create(&ctx, a.id, u.id, "full", "x", &out, err), LC_ERR_PARAM);
+  /* revocation list carries the user */
+  ck_assert_int_eq(auth_internal_revocations(&ctx, &v, err), LC_OK);
+  {
+    size_t i;
+    json_t *it;
+    int seen = 0;
+    json_array_foreach(json_object_get(v, "users"), i, it)
+      seen |= strcmp(json_string_value(json_object_get(it, "user_id")), u.id) == 0;
+    ck_assert_int_eq(seen, 1);
+  }
+  json_decref(v);
+  auth_tokens_free(&t);
+  auth_tokens_free(&ta);
+}
+END_TEST
+
+START_TEST(test_not_before_strictly_grows) {
+  char email[80], err[LC_ERR_LEN];
+  auth_user u, cur;
+  auth_tokens t;
+  int64_t a = 0, b = 0;
+  PGconn *c = NULL;
+  char *tok = NULL;
+  lc_jwt_claims cl;
+
+  signup("notbefore", email, &u, &t);
+  ck_assert_int_eq(lc_db_acquire(pool, &c, err), LC_OK);
+  ck_assert_int_eq(auth_users_bump_not_before(c, u.id, &a, err), LC_OK);
+  ck_assert_int_ge(a, lc_now_ms() / 1000);
+  /* a token issued now gets iat = not_before (survives the first bump) ... */
+  ck_assert_int_eq(auth_users_by_id(c, u.id, &cur, err), LC_OK);
+  ck_assert_int_eq(auth_sessions_access_for(&ctx.tok, &cur, &tok, err), LC_OK);
+  ck_assert_int_eq(lc_jwt_verify(tok, pk, "credit-saas", "credit-saas-api", lc_now_ms() / 1000,
+                                 5, &cl, err), LC_OK);
+  ck_assert_int_eq(cl.iat, a);
+  /* ... and a second revocation in the same second still kills it */
+  ck_assert_int_eq(auth_users_bump_not_before(c, u.id, &b, err), LC_OK);
+  ck_assert_int_gt(b, cl.iat);
+  lc_db_release(pool, c);
+  free(tok);
+  auth_tokens_free(&t);
+}
+END_TEST
+
 static Suite *itest_suite(void) {
   Suite *s = suite_create("auth-svc-integration");
   TCase *tc = tcase_create("accounts");
@@ -572,6 +881,12 @@ static Suite *itest_suite(void) {
   tcase_add_test(tc, test_refresh_invalid_and_expired);
   tcase_add_test(tc, test_bootstrap_admin);
   tcase_add_test(tc, test_http_routes);
+  tcase_add_test(tc, test_grace_parallel_same_successor);
+  tcase_add_test(tc, test_grace_window_expires);
+  tcase_add_test(tc, test_logout_revokes_jti_and_family);
+  tcase_add_test(tc, test_password_change);
+  tcase_add_test(tc, test_api_keys_and_admin);
+  tcase_add_test(tc, test_not_before_strictly_grows);
   suite_add_tcase(s, tc);
   return s;
 }

@@ -1,6 +1,8 @@
 /* test_unit.c - pure unit tests for auth-svc: Argon2id hashing and its
  * concurrency bound, email/password validation, access JWT claims and the
- * refresh token format. No database or network. */
+ * refresh token format, the refresh decision table (rotate / grace / reuse /
+ * reject), the CSRF decision, sealed grace successors and the API key
+ * format. No database or network. */
 #include <check.h>
 #include <pthread.h>
 #include <stdatomic.h>
@@ -13,7 +15,9 @@
 #include "lc/err.h"
 #include "lc/jwt.h"
 #include "lc/util.h"
+#include "apikeys.h"
 #include "passwords.h"
+#include "policy.h"
 #include "sessions.h"
 #include "users.h"
 
@@ -356,6 +360,174 @@ START_TEST(test_refresh_token_shape) {
 }
 END_TEST
 
+/* ---- refresh decision table ---- */
+
+static auth_rt_state st(int revoked, int expired, int rotated, int64_t age, int has, int live) {
+  auth_rt_state s;
+  s.revoked = revoked;
+  s.expired = expired;
+  s.rotated = rotated;
+  s.rotated_age_ms = age;
+  s.has_successor = has;
+  s.successor_live = live;
+  return s;
+}
+
+START_TEST(test_rt_decide) {
+  auth_rt_state s;
+  s = st(0, 0, 0, -1, 0, 0);
+  ck_assert_int_eq(auth_rt_decide(&s, 2000), AUTH_RT_ROTATE);
+  s = st(0, 1, 0, -1, 0, 0);
+  ck_assert_int_eq(auth_rt_decide(&s, 2000), AUTH_RT_REJECT);   /* absolute lifetime over */
+  s = st(1, 0, 0, -1, 0, 0);
+  ck_assert_int_eq(auth_rt_decide(&s, 2000), AUTH_RT_REJECT);   /* revoked family */
+  s = st(1, 0, 1, 10, 1, 1);
+  ck_assert_int_eq(auth_rt_decide(&s, 2000), AUTH_RT_REJECT);   /* revoked beats grace */
+  s = st(0, 0, 1, 10, 1, 1);
+  ck_assert_int_eq(auth_rt_decide(&s, 2000), AUTH_RT_GRACE);    /* concurrent refresh */
+  s = st(0, 0, 1, 2000, 1, 1);
+  ck_assert_int_eq(auth_rt_decide(&s, 2000), AUTH_RT_GRACE);    /* window edge inclusive */
+  s = st(0, 0, 1, 2001, 1, 1);
+  ck_assert_int_eq(auth_rt_decide(&s, 2000), AUTH_RT_REUSE);    /* just outside */
+  s = st(0, 0, 1, 10, 0, 1);
+  ck_assert_int_eq(auth_rt_decide(&s, 2000), AUTH_RT_REUSE);    /* successor wiped */
+  s = st(0, 0, 1, 10, 1, 0);
+  ck_assert_int_eq(auth_rt_decide(&s, 2000), AUTH_RT_REUSE);    /* successor already used */
+  s = st(0, 1, 1, 10, 1, 1);
+  ck_assert_int_eq(auth_rt_decide(&s, 2000), AUTH_RT_REUSE);    /* expired family: no grace */
+  s = st(0, 0, 1, 10, 1, 1);
+  ck_assert_int_eq(auth_rt_decide(&s, 0), AUTH_RT_REUSE);       /* grace disabled */
+  s = st(0, 0, 1, -1, 1, 1);
+  ck_assert_int_eq(auth_rt_decide(&s, 2000), AUTH_RT_REUSE);    /* unknown age */
+}
+END_TEST
+
+/* ---- CSRF decision ---- */
+
+START_TEST(test_csrf) {
+  const char *allowed = "https://127.0.0.1:8443, https://app.example.com";
+  ck_assert_int_eq(auth_csrf_allowed(NULL, NULL, allowed), 0);
+  ck_assert_int_eq(auth_csrf_allowed("", NULL, allowed), 0);
+  ck_assert_int_eq(auth_csrf_allowed("https://127.0.0.1:8443", NULL, allowed), 1);
+  ck_assert_int_eq(auth_csrf_allowed("https://app.example.com", NULL, allowed), 1);
+  ck_assert_int_eq(auth_csrf_allowed("https://evil.example", NULL, allowed), 0);
+  ck_assert_int_eq(auth_csrf_allowed("https://127.0.0.1:8443.evil", NULL, allowed), 0);
+  ck_assert_int_eq(auth_csrf_allowed("https://127.0.0.1:844", NULL, allowed), 0);
+  ck_assert_int_eq(auth_csrf_allowed("http://127.0.0.1:8443", NULL, allowed), 0);
+  ck_assert_int_eq(auth_csrf_allowed("null", NULL, "null"), 0);
+  ck_assert_int_eq(auth_csrf_allowed("https://evil.example", "fetch", allowed), 1);
+  ck_assert_int_eq(auth_csrf_allowed(NULL, "fetch", allowed), 1);
+  ck_assert_int_eq(auth_csrf_allowed(NULL, "XMLHttpRequest", allowed), 0);
+  ck_assert_int_eq(auth_csrf_allowed(NULL, "Fetch", allowed), 0);
+  ck_assert_int_eq(auth_csrf_allowed("https://a", NULL, ""), 0);
+  ck_assert_int_eq(auth_csrf_allowed("https://a", NULL, NULL), 0);
+  ck_assert_int_eq(auth_csrf_allowed("https://a", NULL, ",,https://a,"), 1);
+}
+END_TEST
+
+/* ---- sealed grace successor ---- */
+
+START_TEST(test_seal_successor) {
+  uint8_t k1[32], k2[32], box[AUTH_SEAL_MAX];
+  char out[64];
+  size_t n = 0;
+  const char *parent = "rt_parentparentparentparentparentparentparen";
+  const char *child = "rt_childchildchildchildchildchildchildchildc";
+
+  lc_random(k1, sizeof(k1));
+  lc_random(k2, sizeof(k2));
+  ck_assert_int_eq(auth_seal_successor(k1, parent, child, box, &n), LC_OK);
+  ck_assert_uint_gt(n, strlen(child));
+  ck_assert_ptr_null(memmem(box, n, child, strlen(child)));        /* not in clear */
+  ck_assert_int_eq(auth_open_successor(k1, parent, box, n, out, sizeof(out)), LC_OK);
+  ck_assert_str_eq(out, child);
+  /* wrong key, wrong parent, tampered box, truncated box */
+  ck_assert_int_eq(auth_open_successor(k2, parent, box, n, out, sizeof(out)), LC_ERR_UNAUTH);
+  ck_assert_int_eq(auth_open_successor(k1, child, box, n, out, sizeof(out)), LC_ERR_UNAUTH);
+  box[n - 1] ^= 1;
+  ck_assert_int_eq(auth_open_successor(k1, parent, box, n, out, sizeof(out)), LC_ERR_UNAUTH);
+  ck_assert_str_eq(out, "");
+  ck_assert_int_eq(auth_open_successor(k1, parent, box, 10, out, sizeof(out)), LC_ERR_PARAM);
+  ck_assert_int_eq(auth_open_successor(k1, parent, box, n, out, 8), LC_ERR_PARAM);
+}
+END_TEST
+
+/* ---- API keys ---- */
+
+START_TEST(test_key_format) {
+  char key[AUTH_KEY_LEN + 1], prefix[AUTH_KEY_PREFIX_LEN + 1], hash[65], p2[9], h2[65];
+  uint8_t *raw = NULL;
+  size_t rawlen = 0;
+
+  auth_key_generate(key, prefix, hash);
+  ck_assert_uint_eq(strlen(key), 55);
+  ck_assert(strncmp(key, "sk_", 3) == 0 && key[11] == '_');
+  ck_assert_int_eq(auth_key_parse(key, p2), LC_OK);
+  ck_assert_str_eq(p2, prefix);
+  for (int i = 0; i < 8; i++)
+    ck_assert(strchr("abcdefghijklmnopqrstuvwxyz0123456789", prefix[i]) != NULL);
+  /* 256 random bits after the prefix */
+  ck_assert_int_eq(lc_b64url_decode(key + 12, strlen(key + 12), &raw, &rawlen), LC_OK);
+  ck_assert_uint_eq(rawlen, 32);
+  free(raw);
+  auth_key_hash(key, h2);
+  ck_assert_str_eq(h2, hash);
+  ck_assert_uint_eq(strlen(hash), 64);
+  /* two keys differ */
+  {
+    char k2[AUTH_KEY_LEN + 1], pf2[9], hh2[65];
+    auth_key_generate(k2, pf2, hh2);
+    ck_assert_str_ne(k2, key);
+    ck_assert_str_ne(hh2, hash);
+  }
+}
+END_TEST
+
+START_TEST(test_key_parse_rejects) {
+  char p[9];
+  char k[AUTH_KEY_LEN + 1], pf[9], h[65];
+  auth_key_generate(k, pf, h);
+  ck_assert_int_eq(auth_key_parse(NULL, p), LC_ERR_PARAM);
+  ck_assert_int_eq(auth_key_parse("", p), LC_ERR_PARAM);
+  ck_assert_int_eq(auth_key_parse("sk_abc", p), LC_ERR_PARAM);
+  {
+    char bad[AUTH_KEY_LEN + 1];
+    memcpy(bad, k, sizeof(bad));
+    bad[0] = 'x';                                   /* wrong scheme */
+    ck_assert_int_eq(auth_key_parse(bad, p), LC_ERR_PARAM);
+    memcpy(bad, k, sizeof(bad));
+    bad[4] = 'A';                                   /* uppercase prefix */
+    ck_assert_int_eq(auth_key_parse(bad, p), LC_ERR_PARAM);
+    memcpy(bad, k, sizeof(bad));
+    bad[11] = '-';                                  /* separator */
+    ck_assert_int_eq(auth_key_parse(bad, p), LC_ERR_PARAM);
+    memcpy(bad, k, sizeof(bad));
+    bad[30] = '=';                                  /* alphabet */
+    ck_assert_int_eq(auth_key_parse(bad, p), LC_ERR_PARAM);
+    memcpy(bad, k, sizeof(bad));
+    bad[54] = '\0';                                 /* length */
+    ck_assert_int_eq(auth_key_parse(bad, p), LC_ERR_PARAM);
+  }
+  ck_assert_int_eq(auth_key_scope_valid("read"), 1);
+  ck_assert_int_eq(auth_key_scope_valid("write"), 1);
+  ck_assert_int_eq(auth_key_scope_valid("admin"), 1);
+  ck_assert_int_eq(auth_key_scope_valid("full"), 0);
+  ck_assert_int_eq(auth_key_scope_valid("READ"), 0);
+  ck_assert_int_eq(auth_key_scope_valid(NULL), 0);
+  ck_assert_int_eq(auth_key_name_valid("ci deploy"), 1);
+  ck_assert_int_eq(auth_key_name_valid(""), 0);
+  ck_assert_int_eq(auth_key_name_valid("a\nb"), 0);
+  {
+    char longn[102];
+    memset(longn, 'a', 101);
+    longn[101] = '\0';
+    ck_assert_int_eq(auth_key_name_valid(longn), 0);
+    longn[100] = '\0';
+    ck_assert_int_eq(auth_key_name_valid(longn), 1);
+  }
+}
+END_TEST
+
 static Suite *auth_suite(void) {
   Suite *s = suite_create("auth-svc");
   TCase *pw = tcase_create("passwords");
@@ -385,6 +557,11 @@ static Suite *auth_suite(void) {
   tcase_set_timeout(tok, 10);
   tcase_add_test(tok, test_access_token_claims);
   tcase_add_test(tok, test_refresh_token_shape);
+  tcase_add_test(tok, test_rt_decide);
+  tcase_add_test(tok, test_csrf);
+  tcase_add_test(tok, test_seal_successor);
+  tcase_add_test(tok, test_key_format);
+  tcase_add_test(tok, test_key_parse_rejects);
   suite_add_tcase(s, tok);
   return s;
 }

@@ -2,9 +2,11 @@
  * (see chain_ctx.h). */
 #include "chain_ctx.h"
 
+#include <stdio.h>
 #include <string.h>
 #include <sodium.h>
 
+#include <stdlib.h>
 #include "ethtx.h"
 #include "lc/util.h"
 #include "u256.h"
@@ -19,7 +21,7 @@ int chain_ctx_init(chain_ctx *ctx, lc_db_pool *db, const char *rpc_url, uint64_t
   memset(ctx, 0, sizeof(*ctx));
   if (seed == NULL || seed_len < 16 || seed_len > sizeof(ctx->seed))
     return lc_err_set(err, LC_ERR_PARAM, "chain_ctx_init - bad seed length");
-  if (token == NULL || eth_address_parse(token, ctx->token) != LC_OK)
+  if (token != NULL && eth_address_parse(token, ctx->token) != LC_OK)
     return lc_err_set(err, LC_ERR_PARAM, "chain_ctx_init - CHAIN_TOKEN_ADDRESS is not an address");
   rc = rpc_init(&ctx->rpc, rpc_url, 10000, err);
   if (rc != LC_OK)
@@ -32,6 +34,11 @@ int chain_ctx_init(chain_ctx *ctx, lc_db_pool *db, const char *rpc_url, uint64_t
   ctx->confirmations = 1;
   ctx->max_in_flight = 64;
   ctx->poll_ms = 250;
+  ctx->stuck_after_s = 60;
+  ctx->dropped_after_s = 10;
+  ctx->max_deliveries = 5;
+  ctx->balance_check_ms = 2000;
+  atomic_init(&ctx->parked, 0);
   lc_strlcpy(ctx->exchange, "chain.events", sizeof(ctx->exchange));
   memcpy(ctx->seed, seed, seed_len);
   ctx->seed_len = seed_len;
@@ -43,6 +50,14 @@ int chain_ctx_init(chain_ctx *ctx, lc_db_pool *db, const char *rpc_url, uint64_t
   }
   eth_address_checksum(ctx->master, ctx->master_str);
   pthread_mutex_init(&ctx->fee_mu, NULL);
+  return LC_OK;
+}
+
+int chain_ctx_set_token(chain_ctx *ctx, const char *token)
+{
+  if (token == NULL || eth_address_parse(token, ctx->token) != LC_OK)
+    return LC_ERR_PARAM;
+  eth_address_checksum(ctx->token, ctx->token_str);
   return LC_OK;
 }
 
@@ -125,6 +140,44 @@ int chain_fees(chain_ctx *ctx, uint8_t tip[32], uint8_t max_fee[32], char err[LC
   return rc;
 }
 
+void chain_fees_invalidate(chain_ctx *ctx)
+{
+  pthread_mutex_lock(&ctx->fee_mu);
+  ctx->fee_at_ms = 0;
+  pthread_mutex_unlock(&ctx->fee_mu);
+}
+
+int chain_master_balances(chain_ctx *ctx, uint8_t eth[32], uint8_t tokens[32],
+                          char err[LC_ERR_LEN])
+{
+  json_t *res = NULL;
+  char call[80], hex[41];
+  int rc;
+
+  rc = rpc_call(&ctx->rpc, "eth_getBalance", json_pack("[ss]", ctx->master_str, "latest"), &res,
+                NULL, err);
+  if (rc == LC_OK && rpc_quantity_u256(res, eth) != LC_OK)
+    rc = lc_err_set(err, LC_ERR_IO, "eth_getBalance - bad quantity");
+  json_decref(res);
+  res = NULL;
+  if (rc != LC_OK)
+    return rc;
+  /* balanceOf(address) = 0x70a08231 || pad32(address) */
+  lc_hex_encode(ctx->master, 20, hex);
+  snprintf(call, sizeof(call), "0x70a08231000000000000000000000000%s", hex);
+  rc = rpc_call(&ctx->rpc, "eth_call",
+                json_pack("[{s:s, s:s}, s]", "to", ctx->token_str, "data", call, "latest"), &res,
+                NULL, err);
+  if (rc == LC_OK) {
+    const char *v = json_string_value(res);
+    /* "0x" + 64 hex digits; a missing contract answers "0x" */
+    if (v == NULL || strlen(v) != 66 || u256_from_hex(v, tokens) != LC_OK)
+      rc = lc_err_set(err, LC_ERR_IO, "balanceOf - unexpected answer (no token contract?)");
+  }
+  json_decref(res);
+  return rc;
+}
+
 int chain_node_chain_id(chain_ctx *ctx, uint64_t *id, char err[LC_ERR_LEN])
 {
   json_t *res = NULL;
@@ -134,3 +187,43 @@ int chain_node_chain_id(chain_ctx *ctx, uint64_t *id, char err[LC_ERR_LEN])
   json_decref(res);
   return rc;
 }
+
+/* Signs the transfer for nonce; raw_hex ("0x"...) and hash_hex (67 bytes). */
+int chain_sign_transfer(chain_ctx *ctx, const uint8_t to[20], const uint8_t amount[32],
+                         int64_t nonce, const uint8_t tip[32], const uint8_t max_fee[32],
+                         char *raw_hex, size_t raw_hex_sz, char hash_hex[67],
+                         char err[LC_ERR_LEN])
+{
+  uint8_t data[68], hash[32];
+  uint8_t *raw = NULL;
+  size_t raw_len = 0;
+  ethtx_1559 tx;
+  int rc;
+
+  eth_erc20_transfer_data(to, amount, data);
+  memset(&tx, 0, sizeof(tx));
+  tx.chain_id = ctx->chain_id;
+  tx.nonce = (uint64_t)nonce;
+  memcpy(tx.max_priority_fee, tip, 32);
+  memcpy(tx.max_fee, max_fee, 32);
+  tx.gas_limit = ctx->gas_limit;
+  memcpy(tx.to, ctx->token, 20);
+  tx.data = data;
+  tx.data_len = sizeof(data);
+  rc = ethtx_sign(&tx, ctx->master_priv, &raw, &raw_len, hash, err);
+  if (rc != LC_OK)
+    return rc;
+  if (2 * raw_len + 3 > raw_hex_sz) {
+    free(raw);
+    return lc_err_set(err, LC_ERR_TOO_LARGE, "raw transaction too large");
+  }
+  raw_hex[0] = '0';
+  raw_hex[1] = 'x';
+  lc_hex_encode(raw, raw_len, raw_hex + 2);
+  hash_hex[0] = '0';
+  hash_hex[1] = 'x';
+  lc_hex_encode(hash, 32, hash_hex + 2);
+  free(raw);
+  return LC_OK;
+}
+

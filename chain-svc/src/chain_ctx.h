@@ -7,6 +7,7 @@
 #define CHAIN_CTX_H
 
 #include <pthread.h>
+#include <stdatomic.h>
 #include <stddef.h>
 #include <stdint.h>
 
@@ -15,6 +16,9 @@
 #include "rpc.h"
 
 #define CHAIN_FEE_CACHE_MS 1000
+#define CHAIN_RAW_TX_MAX 1024 /* hex text of one signed transfer, with margin */
+#define CHAIN_PARK_ETH 1   /* master cannot pay gas for the next transfer */
+#define CHAIN_PARK_TOKEN 2 /* master holds fewer tokens than the next transfer */
 
 typedef struct {
   lc_db_pool *db;             /* borrowed */
@@ -29,6 +33,21 @@ typedef struct {
   char exchange[64];          /* where transfer events are published */
   const char *amqp_url;       /* borrowed; NULL = do not publish */
   int poll_ms;                /* sender loop period */
+  int stuck_after_s;          /* unmined this long after a send -> fee bump (0 = never) */
+  int dropped_after_s;        /* unknown to the node this long -> re-broadcast */
+  uint8_t fee_cap[32];        /* max fee per gas cap (wei); all-zero = no cap */
+  int max_deliveries;         /* failed deliveries of one message before the DLQ */
+  int balance_check_ms;       /* how often the master's balances are read */
+  const char *credit_url;     /* borrowed; credit-svc base URL (reconciliation) */
+  const uint8_t *isecret;     /* borrowed; INTERNAL_SECRET bytes (signing calls) */
+  size_t isecret_len;
+
+  /* Funds state, written by the sender, read by routes: CHAIN_PARK_* bits. */
+  atomic_int parked;
+  /* Balance cache of the sender thread only (never read elsewhere). */
+  int64_t funds_at_ms;
+  uint8_t funds_eth[32];
+  uint8_t funds_tok[32];
 
   /* keys: never logged, never stored */
   uint8_t seed[64];
@@ -45,12 +64,18 @@ typedef struct {
 
 /* Initialises ctx: copies the seed (16..64 bytes), derives the master key
  * m/44'/60'/0'/0/0 and its address, sets the node client and settings.
- * token is "0x"+40 hex. Defaults: decimals 18, gas 120000, confirmations 1,
- * max_in_flight 64, poll_ms 250, amqp_url NULL, exchange "chain.events" (override the fields afterwards).
+ * token is "0x"+40 hex, or NULL when not known yet (zero address; set it with
+ * chain_ctx_set_token before any transfer is signed). Defaults: decimals 18, gas 120000, confirmations 1,
+ * max_in_flight 64, poll_ms 250, stuck_after_s 60, dropped_after_s 10, no
+ * fee cap, max_deliveries 5, balance_check_ms 2000, amqp_url NULL,
+ * credit_url NULL, exchange "chain.events" (override the fields afterwards).
  * Returns LC_OK or LC_ERR_PARAM (err says which input, never key material). */
 int chain_ctx_init(chain_ctx *ctx, lc_db_pool *db, const char *rpc_url, uint64_t chain_id,
                    const char *token, const uint8_t *seed, size_t seed_len,
                    char err[LC_ERR_LEN]);
+/* Sets the token contract address ("0x" + 40 hex). LC_ERR_PARAM otherwise.
+ * Only before threads start. */
+int chain_ctx_set_token(chain_ctx *ctx, const char *token);
 /* Wipes the keys and destroys the mutex. NULL-safe. */
 void chain_ctx_free(chain_ctx *ctx);
 
@@ -62,6 +87,23 @@ int chain_user_address(const chain_ctx *ctx, int64_t idx, uint8_t addr[20], char
  * + tip, cached for CHAIN_FEE_CACHE_MS. LC_ERR_UNAVAIL/IO when the node does
  * not answer. Thread-safe. */
 int chain_fees(chain_ctx *ctx, uint8_t tip[32], uint8_t max_fee[32], char err[LC_ERR_LEN]);
+
+/* Forgets the cached fees (after a fee error from the node). Thread-safe. */
+void chain_fees_invalidate(chain_ctx *ctx);
+
+/* Master balances from the node at "latest": ETH (wei) and tokens (token
+ * units, balanceOf). LC_ERR_UNAVAIL/IO when the node does not answer. */
+int chain_master_balances(chain_ctx *ctx, uint8_t eth[32], uint8_t tokens[32],
+                          char err[LC_ERR_LEN]);
+
+/* Signs the ERC-20 transfer(to, amount) from the master with nonce and fees
+ * (EIP-1559, ctx->gas_limit, to = the token). raw_hex gets "0x" + hex of the
+ * raw transaction (raw_hex_sz >= CHAIN_RAW_TX_MAX), hash_hex "0x" + 64 hex.
+ * Thread-safe. LC_ERR_TOO_LARGE when raw_hex is too small. */
+int chain_sign_transfer(chain_ctx *ctx, const uint8_t to[20], const uint8_t amount[32],
+                        int64_t nonce, const uint8_t tip[32], const uint8_t max_fee[32],
+                        char *raw_hex, size_t raw_hex_sz, char hash_hex[67],
+                        char err[LC_ERR_LEN]);
 
 /* Asks the node for its chain id (LC_OK and *id on success). */
 int chain_node_chain_id(chain_ctx *ctx, uint64_t *id, char err[LC_ERR_LEN]);

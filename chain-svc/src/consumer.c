@@ -8,6 +8,7 @@
 #include <sodium.h>
 
 #include "ethtx.h"
+#include "fees.h"
 #include "lc/amqp.h"
 #include "lc/log.h"
 #include "lc/msg.h"
@@ -16,7 +17,6 @@
 #include "store.h"
 #include "u256.h"
 
-#define RAW_TX_MAX 1024
 
 typedef struct {
   char debit_id[37];
@@ -48,52 +48,14 @@ static int debit_parse(const json_t *body, debit_msg *d, char err[LC_ERR_LEN])
   return LC_OK;
 }
 
-/* Signs the transfer for nonce; raw_hex ("0x"...) and hash_hex (67 bytes). */
-static int sign_transfer(chain_ctx *ctx, const uint8_t to[20], const uint8_t amount[32],
-                         int64_t nonce, const uint8_t tip[32], const uint8_t max_fee[32],
-                         char *raw_hex, size_t raw_hex_sz, char hash_hex[67],
-                         char err[LC_ERR_LEN])
-{
-  uint8_t data[68], hash[32];
-  uint8_t *raw = NULL;
-  size_t raw_len = 0;
-  ethtx_1559 tx;
-  int rc;
-
-  eth_erc20_transfer_data(to, amount, data);
-  memset(&tx, 0, sizeof(tx));
-  tx.chain_id = ctx->chain_id;
-  tx.nonce = (uint64_t)nonce;
-  memcpy(tx.max_priority_fee, tip, 32);
-  memcpy(tx.max_fee, max_fee, 32);
-  tx.gas_limit = ctx->gas_limit;
-  memcpy(tx.to, ctx->token, 20);
-  tx.data = data;
-  tx.data_len = sizeof(data);
-  rc = ethtx_sign(&tx, ctx->master_priv, &raw, &raw_len, hash, err);
-  if (rc != LC_OK)
-    return rc;
-  if (2 * raw_len + 3 > raw_hex_sz) {
-    free(raw);
-    return lc_err_set(err, LC_ERR_TOO_LARGE, "raw transaction too large");
-  }
-  raw_hex[0] = '0';
-  raw_hex[1] = 'x';
-  lc_hex_encode(raw, raw_len, raw_hex + 2);
-  hash_hex[0] = '0';
-  hash_hex[1] = 'x';
-  lc_hex_encode(hash, 32, hash_hex + 2);
-  free(raw);
-  return LC_OK;
-}
-
 /* The transaction: nonce lock, sign, insert, advance, commit. */
 static int store_transfer(chain_ctx *ctx, PGconn *conn, const debit_msg *d, const char *rid,
                           const char *to_str, const uint8_t to[20], char err[LC_ERR_LEN])
 {
   uint8_t amount[32], tip[32], max_fee[32];
-  char amount_dec[80], raw_hex[RAW_TX_MAX], hash_hex[67], nonce_s[24], cost_s[24];
-  const char *p[10];
+  char amount_dec[80], raw_hex[CHAIN_RAW_TX_MAX], hash_hex[67], nonce_s[24], cost_s[24];
+  char tip_dec[80], max_dec[80];
+  const char *p[12];
   int64_t nonce = 0;
   int rc;
 
@@ -104,6 +66,9 @@ static int store_transfer(chain_ctx *ctx, PGconn *conn, const debit_msg *d, cons
   rc = chain_fees(ctx, tip, max_fee, err);
   if (rc != LC_OK)
     return rc;
+  chain_fee_cap(tip, max_fee, ctx->fee_cap);
+  u256_to_dec(tip, tip_dec);
+  u256_to_dec(max_fee, max_dec);
 
   rc = lc_db_begin(conn, err);
   if (rc != LC_OK)
@@ -111,8 +76,8 @@ static int store_transfer(chain_ctx *ctx, PGconn *conn, const debit_msg *d, cons
   rc = chain_store_nonce_lock(ctx, conn, &nonce, err);
   if (rc != LC_OK)
     goto out;
-  rc = sign_transfer(ctx, to, amount, nonce, tip, max_fee, raw_hex, sizeof(raw_hex), hash_hex,
-                     err);
+  rc = chain_sign_transfer(ctx, to, amount, nonce, tip, max_fee, raw_hex, sizeof(raw_hex),
+                           hash_hex, err);
   if (rc != LC_OK)
     goto out;
   snprintf(nonce_s, sizeof(nonce_s), "%lld", (long long)nonce);
@@ -127,11 +92,24 @@ static int store_transfer(chain_ctx *ctx, PGconn *conn, const debit_msg *d, cons
   p[7] = nonce_s;
   p[8] = raw_hex;
   p[9] = hash_hex;
+  p[10] = tip_dec;
+  p[11] = max_dec;
   rc = lc_db_exec(conn,
                   "INSERT INTO transfers (debit_id, user_id, request_id, from_address, "
-                  "to_address, cost, amount, nonce, raw_tx, tx_hash, status) "
-                  "VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, 'signed')",
-                  10, p, NULL, err);
+                  "to_address, cost, amount, nonce, raw_tx, tx_hash, status, tip, max_fee) "
+                  "VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, 'signed', $11, $12)",
+                  12, p, NULL, err);
+  if (rc != LC_OK)
+    goto out;
+  p[1] = nonce_s;
+  p[2] = hash_hex;
+  p[3] = raw_hex;
+  p[4] = tip_dec;
+  p[5] = max_dec;
+  rc = lc_db_exec(conn,
+                  "INSERT INTO transfer_attempts (debit_id, nonce, tx_hash, raw_tx, tip, max_fee, "
+                  "reason) VALUES ($1, $2, $3, $4, $5, $6, 'initial')",
+                  6, p, NULL, err);
   if (rc != LC_OK)
     goto out;
   rc = chain_store_nonce_advance(ctx, conn, nonce, err);
@@ -145,6 +123,89 @@ out:
   if (rc != LC_OK)
     lc_db_rollback(conn);
   return rc;
+}
+
+/* Sleeps ms milliseconds in short slices, returning early on stop. */
+static void sleep_unless_stopping(int64_t ms);
+
+/* Node or database unreachable: the message is nacked (requeued, nothing
+ * stored, no nonce used); this thread waits first, doubling from 200 ms to
+ * 5 s while the outage lasts, so an outage is not a redelivery storm. */
+static void outage_backoff(int rc)
+{
+  static _Thread_local int64_t backoff_ms;
+  if (rc != LC_ERR_UNAVAIL && rc != LC_ERR_TIMEOUT && rc != LC_ERR_IO) {
+    backoff_ms = 0;
+    return;
+  }
+  backoff_ms = backoff_ms == 0 ? 200 : (backoff_ms * 2 > 5000 ? 5000 : backoff_ms * 2);
+  sleep_unless_stopping(backoff_ms);
+}
+
+int chain_debit_failure_counts(int rc)
+{
+  switch (rc) {
+  case LC_OK:
+  case LC_ERR_PARAM:      /* already rejected to the DLQ */
+  case LC_ERR_UNAVAIL:    /* node / database / pool down */
+  case LC_ERR_TIMEOUT:
+  case LC_ERR_RETRY:      /* serialization failure, deadlock */
+  case LC_ERR_CONFLICT:   /* a concurrent instance won the race */
+  case LC_ERR_IO:         /* node answered garbage (proxy, restart) */
+    return 0;
+  default:
+    return 1;
+  }
+}
+
+/* *exists = 1 when debit_id already has a transfer. The same debit id with
+ * another user or cost is not a redelivery but a corrupt message:
+ * LC_ERR_UNPROCESSABLE (counted towards the DLQ, nothing is changed). */
+static int existing_matches(PGconn *conn, const debit_msg *d, int *exists, char err[LC_ERR_LEN])
+{
+  PGresult *res = NULL;
+  const char *p[1] = {d->debit_id};
+  int64_t cost = 0;
+  int rc;
+
+  *exists = 0;
+  rc = lc_db_exec(conn, "SELECT user_id::text, cost FROM transfers WHERE debit_id = $1", 1, p,
+                  &res, err);
+  if (rc != LC_OK)
+    return rc;
+  if (PQntuples(res) == 1) {
+    *exists = 1;
+    if (lc_parse_i64(PQgetvalue(res, 0, 1), 1, INT64_MAX, &cost) != LC_OK ||
+        strcmp(PQgetvalue(res, 0, 0), d->user_id) != 0 || cost != d->cost)
+      rc = lc_err_set(err, LC_ERR_UNPROCESSABLE,
+                      "debit_id %s is already stored with another user or cost", d->debit_id);
+  }
+  PQclear(res);
+  return rc;
+}
+
+/* Counts one failed delivery of msg_id; returns the failures so far (0 when
+ * the counter itself cannot be written: then the message is just retried). */
+static int note_failure(chain_ctx *ctx, PGconn *conn, const char *msg_id, const char *why)
+{
+  PGresult *res = NULL;
+  char e2[LC_ERR_LEN] = "", reason[201];
+  const char *p[2] = {msg_id, reason};
+  int64_t n = 0;
+
+  (void)ctx;
+  lc_strlcpy(reason, why, sizeof(reason));
+  lc_db_rollback(conn);
+  if (lc_db_exec(conn,
+                 "INSERT INTO deliveries (msg_id, failures, last_error) VALUES ($1, 1, $2) "
+                 "ON CONFLICT (msg_id) DO UPDATE SET failures = deliveries.failures + 1, "
+                 "last_error = $2, updated_at = now() RETURNING failures",
+                 2, p, &res, e2) != LC_OK)
+    return 0;
+  if (PQntuples(res) != 1 || lc_parse_i64(PQgetvalue(res, 0, 0), 0, INT32_MAX, &n) != LC_OK)
+    n = 0;
+  PQclear(res);
+  return (int)n;
 }
 
 int chain_debit_handle(void *ud, const char *routing_key, const char *msg_id, const char *body,
@@ -174,7 +235,7 @@ int chain_debit_handle(void *ud, const char *routing_key, const char *msg_id, co
   rc = lc_db_acquire(ctx->db, &conn, err);
   if (rc != LC_OK)
     goto out;
-  rc = chain_store_transfer_exists(conn, d.debit_id, &exists, err);
+  rc = existing_matches(conn, &d, &exists, err);
   if (rc != LC_OK || exists) {
     if (exists)
       lc_log_info("chain_debit_handle - debit_id=%s already has a transfer (redelivery)",
@@ -190,11 +251,22 @@ int chain_debit_handle(void *ud, const char *routing_key, const char *msg_id, co
     rc = store_transfer(ctx, conn, &d, rid, to_str, to, err);
   if (rc == LC_ERR_CONFLICT) {
     /* A concurrent handler stored this debit first (unique debit_id). */
-    rc = chain_store_transfer_exists(conn, d.debit_id, &exists, err);
+    rc = existing_matches(conn, &d, &exists, err);
     if (rc == LC_OK && !exists)
       rc = LC_ERR_CONFLICT;
   }
 out:
+  if (conn != NULL && chain_debit_failure_counts(rc)) {
+    /* Not an outage: count it; at the limit the message goes to the DLQ. */
+    int failures = note_failure(ctx, conn, id, err);
+    if (failures >= ctx->max_deliveries) {
+      lc_log_error("Event - poison message id=%s debit_id=%s after %d failed deliveries: %s "
+                   "(to the dead-letter queue)",
+                   id, d.debit_id, failures, err);
+      lc_metric_add("chain_poison_messages_total", 1);
+      rc = LC_ERR_PARAM;
+    }
+  }
   if (conn != NULL)
     lc_db_release(ctx->db, conn);
   if (rc == LC_ERR_PARAM) {
@@ -203,11 +275,11 @@ out:
     lc_log_warn("chain_debit_handle - debit_id=%s will be retried: %s (%s)", d.debit_id,
                 lc_err_name(rc), err);
   }
+  outage_backoff(rc);
   lc_log_set_rid(NULL);
   return rc;
 }
 
-/* Sleeps ms milliseconds in short slices, returning early on stop. */
 static void sleep_unless_stopping(int64_t ms)
 {
   while (ms > 0 && !atomic_load(&lc_svc_stopping)) {

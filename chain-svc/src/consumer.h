@@ -25,6 +25,13 @@
 int chain_debit_handle(void *ud, const char *routing_key, const char *msg_id, const char *body,
                        size_t len);
 
+/* 1 when a handler status is a failure of this message rather than an
+ * outage (node, database, broker) or a race: such failures are counted per
+ * message id in chain.deliveries and, after ctx->max_deliveries, the message
+ * is rejected to the DLQ. Outages are retried forever (no committed debit is
+ * ever dead-lettered because a dependency was down). */
+int chain_debit_failure_counts(int rc);
+
 /* Thread entry (arg = chain_ctx* with amqp_url set): declares the topology
  * (retrying until the broker answers) and consumes CHAIN_DEBITS_QUEUE until
  * lc_svc_stopping. Returns NULL. */

@@ -66,7 +66,7 @@ static void ethtx_put_fields(rlp_buf *b, const ethtx_1559 *tx)
   rlp_put_u256(b, tx->max_priority_fee);
   rlp_put_u256(b, tx->max_fee);
   rlp_put_uint(b, tx->gas_limit);
-  rlp_put_bytes(b, tx->to, 20);
+  rlp_put_bytes(b, tx->to, tx->create ? 0 : 20);
   rlp_put_u256(b, tx->value);
   rlp_put_bytes(b, tx->data, tx->data_len);
   size_t al = rlp_list_begin(b); /* accessList = [] */
@@ -246,4 +246,25 @@ void eth_erc20_transfer_data(const uint8_t to[20], const uint8_t amount[32], uin
   memset(out + 4, 0, 12);
   memcpy(out + 16, to, 20);
   memcpy(out + 36, amount, 32);
+}
+
+int eth_create_address(const uint8_t sender[20], uint64_t nonce, uint8_t out[20])
+{
+  rlp_buf b;
+  uint8_t h[32];
+  size_t m;
+  int rc;
+
+  rlp_init(&b, 64);
+  m = rlp_list_begin(&b);
+  rlp_put_bytes(&b, sender, 20);
+  rlp_put_uint(&b, nonce);
+  rlp_list_end(&b, m);
+  rc = b.err;
+  if (rc == LC_OK) {
+    keccak256(b.buf, b.len, h);
+    memcpy(out, h + 12, 20);
+  }
+  rlp_free(&b);
+  return rc;
 }

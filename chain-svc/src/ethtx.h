@@ -24,6 +24,7 @@ typedef struct {
   uint8_t max_fee[32];
   uint64_t gas_limit;
   uint8_t to[20];
+  int create;                   /* 1 = contract creation: "to" is encoded empty */
   uint8_t value[32];
   const uint8_t *data;          /* borrowed */
   size_t data_len;
@@ -39,6 +40,10 @@ int eth_address_from_priv(const uint8_t priv[32], uint8_t addr[20]);
 void eth_address_checksum(const uint8_t addr[20], char out[43]);
 /* Parses "0x" + 40 hex digits (any case). */
 int eth_address_parse(const char *s, uint8_t addr[20]);
+
+/* Address of the contract created by sender with nonce:
+ * last 20 bytes of keccak256(rlp([sender, nonce])). */
+int eth_create_address(const uint8_t sender[20], uint64_t nonce, uint8_t out[20]);
 
 /* ERC-20 transfer(address,uint256) calldata: a9059cbb || pad32(to) || amount. */
 void eth_erc20_transfer_data(const uint8_t to[20], const uint8_t amount[32], uint8_t out[68]);

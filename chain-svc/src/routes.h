@@ -2,6 +2,11 @@
  *   GET /internal/wallets/:user_id -> {user_id, index, address} (creates the index)
  *   GET /internal/status           -> {chain_id, token_address, master_address,
  *                                      pending, confirmed, failed}
+ *   GET /v1/admin/chain            -> the above + master_balances {eth, token}
+ *                                     (decimal strings, null when the node is
+ *                                     down) and parked {low_eth, low_token}
+ *   GET /v1/admin/reconcile?since=&until= -> the reconcile.h report
+ * (admin routes: role admin or system, else 403)
  * and the readiness check used by /readyz (DB ping + node chain id). */
 #ifndef CHAIN_ROUTES_H
 #define CHAIN_ROUTES_H

@@ -7,7 +7,9 @@
 #include <strings.h>
 
 #include "credit_costs.h"
+#include "credit_idem.h"
 #include "credit_ledger.h"
+#include "credit_topup.h"
 #include "lc/log.h"
 #include "lc/problem.h"
 #include "lc/svc.h"
@@ -394,6 +396,159 @@ static int cb_audit(const struct _u_request *req, struct _u_response *resp, void
   return send_page(resp, items, next);
 }
 
+/* ---- admin top-up ---- */
+
+/* Sends a stored JSON text body with status. */
+static int send_text(struct _u_response *resp, int status, const char *text, int replayed) {
+  ulfius_set_string_body_response(resp, (unsigned int)status, text);
+  u_map_put(resp->map_header, "Content-Type", "application/json");
+  if (replayed)
+    u_map_put(resp->map_header, "Idempotent-Replayed", "true");
+  return U_CALLBACK_COMPLETE;
+}
+
+static int cb_topup(const struct _u_request *req, struct _u_response *resp, void *ud) {
+  credit_ctx *ctx = ud;
+  const lc_identity *id = caller(resp);
+  char err[LC_ERR_LEN] = "", hash[65];
+  const char *uid = u_map_get(req->map_url, "id");
+  const char *key = u_map_get_case(req->map_header, "Idempotency-Key");
+  json_t *b = NULL;
+  int64_t amount = 0;
+  const char *reason = NULL;
+  int rc = LC_OK;
+  if (id->user_id[0] == '\0')
+    rc = lc_err_set(err, LC_ERR_UNAUTH, "authentication required");
+  else if (!is_role(id, "admin"))
+    rc = lc_err_set(err, LC_ERR_FORBIDDEN, "admin role required");
+  else if (strcmp(id->scope, "read") == 0)
+    rc = lc_err_set(err, LC_ERR_FORBIDDEN, "this key's scope does not allow writes");
+  else if (uid == NULL || !lc_uuid_valid(uid))
+    rc = lc_err_set(err, LC_ERR_PARAM, "user id must be a UUID");
+  else if (key != NULL && !credit_idem_key_valid(key))
+    rc = lc_err_set(err, LC_ERR_PARAM, "Idempotency-Key must be 1..255 printable ASCII characters");
+  if (rc == LC_OK)
+    rc = lc_json_body(req, BODY_MAX, &b, err);
+  if (rc == LC_OK)
+    rc = credit_topup_validate(b, &amount, &reason, err);
+  if (rc != LC_OK) {
+    json_decref(b);
+    return send_err(resp, "topup", rc, err);
+  }
+  credit_topup_idem idem = {NULL, NULL, NULL};
+  if (key != NULL) {
+    credit_idem_hash(req->http_verb, req->http_url, req->binary_body, req->binary_body_length,
+                     hash);
+    credit_idem_result res;
+    rc = credit_idem_claim(ctx->pool, id->user_id, key, hash, &res, err);
+    if (rc != LC_OK) {
+      json_decref(b);
+      return send_err(resp, "topup", rc, err);
+    }
+    if (res.decision != CREDIT_IDEM_NEW) {
+      json_decref(b);
+      int r;
+      if (res.decision == CREDIT_IDEM_REPLAY) {
+        lc_metric_add("credit_idempotent_replays_total", 1);
+        r = send_text(resp, res.status, res.body, 1);
+      } else if (res.decision == CREDIT_IDEM_MISMATCH) {
+        r = lc_problem(resp, 422, "idempotency-key-reused",
+                       "this Idempotency-Key was used for a different request");
+      } else {
+        r = lc_problem(resp, 409, "idempotency-key-in-use",
+                       "a request with this Idempotency-Key is still being processed");
+      }
+      credit_idem_result_free(&res);
+      return r;
+    }
+    idem = (credit_topup_idem){id->user_id, key, hash};
+  }
+  char *text = NULL;
+  rc = credit_topup_run(ctx->pool, uid, amount, reason, id->user_id, id->request_id,
+                        key ? &idem : NULL, &text, err);
+  json_decref(b);
+  if (rc != LC_OK) {
+    char err2[LC_ERR_LEN];
+    if (key != NULL && rc != LC_ERR_CONFLICT)
+      credit_idem_abandon(ctx->pool, id->user_id, key, hash, err2);
+    return send_err(resp, "topup", rc, err);
+  }
+  lc_metric_add("credit_topups_total", 1);
+  int r = send_text(resp, 201, text, 0);
+  free(text);
+  return r;
+}
+
+/* ---- internal: balances, debits (admin / system callers) ---- */
+
+static int cb_balances(const struct _u_request *req, struct _u_response *resp, void *ud) {
+  credit_ctx *ctx = ud;
+  const lc_identity *id = caller(resp);
+  static const char *const allowed[] = {"user_ids", NULL};
+  char err[LC_ERR_LEN] = "";
+  int rc = privileged(id) ? LC_OK : lc_err_set(err, LC_ERR_FORBIDDEN, "admin or system only");
+  if (rc == LC_OK)
+    rc = only_params(req, allowed, err);
+  const char *list = u_map_get(req->map_url, "user_ids");
+  if (rc == LC_OK && (list == NULL || list[0] == '\0' ||
+                      strlen(list) > (size_t)CREDIT_BALANCES_MAX * 37))
+    rc = lc_err_set(err, LC_ERR_PARAM, "user_ids must list 1..%d UUIDs", CREDIT_BALANCES_MAX);
+  if (rc != LC_OK)
+    return send_err(resp, "balances", rc, err);
+  char buf[CREDIT_BALANCES_MAX * 37 + 1];
+  const char *ids[CREDIT_BALANCES_MAX];
+  size_t n = 0;
+  lc_strlcpy(buf, list, sizeof(buf));
+  for (char *p = buf; p != NULL && rc == LC_OK;) {
+    char *comma = strchr(p, ',');
+    if (comma)
+      *comma = '\0';
+    if (n >= CREDIT_BALANCES_MAX || !lc_uuid_valid(p))
+      rc = lc_err_set(err, LC_ERR_PARAM, "user_ids must list 1..%d UUIDs", CREDIT_BALANCES_MAX);
+    else
+      ids[n++] = p;
+    p = comma ? comma + 1 : NULL;
+  }
+  json_t *items = NULL;
+  if (rc == LC_OK)
+    rc = credit_ledger_balances(ctx->pool, ids, n, &items, err);
+  if (rc != LC_OK)
+    return send_err(resp, "balances", rc, err);
+  json_t *o = json_pack("{s:o}", "items", items);
+  int r = lc_json_send(resp, 200, o);
+  json_decref(o);
+  return r;
+}
+
+static int cb_debits(const struct _u_request *req, struct _u_response *resp, void *ud) {
+  credit_ctx *ctx = ud;
+  const lc_identity *id = caller(resp);
+  static const char *const allowed[] = {"since", "until", "limit", "cursor", NULL};
+  char err[LC_ERR_LEN] = "";
+  const char *since = NULL, *until = NULL, *cursor = NULL, *ls = NULL;
+  int64_t limit = 100;
+  int rc = privileged(id) ? LC_OK : lc_err_set(err, LC_ERR_FORBIDDEN, "admin or system only");
+  if (rc == LC_OK)
+    rc = only_params(req, allowed, err);
+  if (rc == LC_OK)
+    rc = opt_param(req, "since", &since, err);
+  if (rc == LC_OK)
+    rc = opt_param(req, "until", &until, err);
+  if (rc == LC_OK)
+    rc = opt_param(req, "cursor", &cursor, err);
+  if (rc == LC_OK)
+    rc = opt_param(req, "limit", &ls, err);
+  if (rc == LC_OK && ls && lc_parse_i64(ls, 1, 1000, &limit) != LC_OK)
+    rc = lc_err_set(err, LC_ERR_PARAM, "limit must be an integer 1..1000");
+  json_t *items = NULL;
+  char *next = NULL;
+  if (rc == LC_OK)
+    rc = credit_ledger_debits(ctx->pool, since, until, (int)limit, cursor, &items, &next, err);
+  if (rc != LC_OK)
+    return send_err(resp, "debits", rc, err);
+  return send_page(resp, items, next);
+}
+
 /* ---- route table ---- */
 
 static const struct {
@@ -408,6 +563,9 @@ static const struct {
     {"GET", "/v1/credits", cb_credits},
     {"GET", "/v1/credits/ledger", cb_credits_ledger},
     {"GET", "/v1/admin/audit", cb_audit},
+    {"POST", "/v1/admin/users/:id/credits", cb_topup},
+    {"GET", "/internal/balances", cb_balances},
+    {"GET", "/internal/debits", cb_debits},
 };
 
 int credit_handlers_register(struct _u_instance *inst, credit_ctx *ctx, char err[LC_ERR_LEN]) {

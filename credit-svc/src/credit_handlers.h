@@ -10,6 +10,11 @@
  *  - GET /v1/credits, /v1/credits/ledger: the caller's own account (roles user,
  *    service, admin; an API key with scope "write" only -> 403).
  *  - GET /v1/admin/audit: role admin only (403 otherwise).
+ *  - POST /v1/admin/users/:id/credits {amount, reason}: role admin (an API
+ *    key with scope "read" -> 403); Idempotency-Key with Stripe semantics
+ *    (credit_idem.h); 201 {entry_id, balance}; see credit_topup.h.
+ *  - GET /internal/balances?user_ids=a,b (<= 100) and GET /internal/debits
+ *    ?since&until&limit&cursor (contract C): roles admin and system only.
  * Handlers are thin: validate, call credit_ledger_*, map the status. */
 #ifndef CREDIT_HANDLERS_H
 #define CREDIT_HANDLERS_H

@@ -3,7 +3,10 @@
  * reservation row -> account row (reserve only touches the account row). */
 #include "credit_ledger.h"
 
+#include "credit_audit.h"
+
 #include <ctype.h>
+#include <stdatomic.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -44,6 +47,26 @@ static json_t *cell_json_i64(const PGresult *r, int row, int col) {
 }
 
 static void fmt_i64(char out[24], int64_t v) { snprintf(out, 24, "%lld", (long long)v); }
+
+/* request_id when usable as a ledger request id, else a generated one in buf. */
+static const char *req_id_or_new(const char *request_id, char buf[64]) {
+  if (request_id && request_id[0] && strlen(request_id) < 64)
+    return request_id;
+  char u[37];
+  lc_uuid_v4(u);
+  snprintf(buf, 64, "gen-%s", u);
+  return buf;
+}
+
+static _Atomic int64_t g_low_threshold = 10;
+
+void credit_ledger_set_low_threshold(int64_t threshold) {
+  atomic_store(&g_low_threshold, threshold < 0 ? 0 : threshold);
+}
+
+int credit_low_crossed(int64_t before, int64_t after, int64_t threshold) {
+  return threshold > 0 && before >= threshold && after < threshold;
+}
 
 static int tx_rollback(PGconn *c, int rc) {
   lc_db_rollback(c);
@@ -150,12 +173,13 @@ static int open_in_tx(PGconn *c, const char *user_id, const char *request_id, in
   static const char *sql =
       "WITH ins AS (INSERT INTO accounts (user_id, balance, reserved) VALUES ($1::uuid, $2::bigint, 0)"
       "  ON CONFLICT (user_id) DO NOTHING RETURNING user_id, balance),"
-      " led AS (INSERT INTO ledger (user_id, delta, kind, request_id, balance_after)"
-      "  SELECT user_id, $2::bigint, 'signup_bonus', $3, balance FROM ins RETURNING id)"
+      " led AS (INSERT INTO ledger (user_id, delta, kind, request_id, balance_after, actor,"
+      "  reason) SELECT user_id, $2::bigint, 'signup_bonus', $3, balance, 'system',"
+      "  'signup bonus' FROM ins RETURNING id)"
       " SELECT count(*) FROM led";
-  char bonus[24];
+  char bonus[24], rid[64];
   fmt_i64(bonus, CREDIT_SIGNUP_BONUS);
-  const char *p[3] = {user_id, bonus, (request_id && request_id[0]) ? request_id : NULL};
+  const char *p[3] = {user_id, bonus, req_id_or_new(request_id, rid)};
   PGresult *r = NULL;
   int rc = lc_db_exec(c, sql, 3, p, &r, err);
   if (rc != LC_OK)
@@ -229,6 +253,76 @@ int credit_ledger_balance(lc_db_pool *pool, const char *user_id, int64_t *balanc
   return LC_OK;
 }
 
+/* ---- entries ---- */
+
+typedef struct {
+  const char *user_id;
+  int64_t delta, hold;
+  const char *kind, *action, *debit_id, *request_id;
+  int64_t balance_after;
+  const char *actor, *reason, *reservation_id, *ref_id;
+} ledger_entry;
+
+/* Appends one ledger entry (in the open transaction); id_out (37, may be
+ * NULL) receives its id. With ref_id set, a duplicate (kind, ref_id) writes
+ * nothing and returns LC_ERR_CONFLICT with id_out = the existing entry. */
+static int append_entry(PGconn *c, const ledger_entry *e, char id_out[37], char err[LC_ERR_LEN]) {
+  char delta[24], hold[24], bal[24];
+  fmt_i64(delta, e->delta);
+  fmt_i64(hold, e->hold);
+  fmt_i64(bal, e->balance_after);
+  const char *p[12] = {e->user_id, delta, hold, e->kind, e->action, e->debit_id,
+                       e->request_id, bal, e->actor, e->reason, e->reservation_id, e->ref_id};
+  PGresult *r = NULL;
+  int rc = lc_db_exec(c,
+                      "INSERT INTO ledger (user_id, delta, hold, kind, action, debit_id,"
+                      " request_id, balance_after, actor, reason, reservation_id, ref_id)"
+                      " VALUES ($1::uuid, $2::bigint, $3::bigint, $4, $5, $6::uuid, $7,"
+                      " $8::bigint, $9, $10, $11::uuid, $12)"
+                      " ON CONFLICT (kind, ref_id) WHERE ref_id IS NOT NULL DO NOTHING"
+                      " RETURNING id::text",
+                      12, p, &r, err);
+  if (rc != LC_OK)
+    return rc;
+  int n = PQntuples(r);
+  if (n == 1 && id_out)
+    lc_strlcpy(id_out, PQgetvalue(r, 0, 0), 37);
+  PQclear(r);
+  if (n == 1)
+    return LC_OK;
+  const char *pk[2] = {e->kind, e->ref_id};
+  rc = lc_db_exec(c, "SELECT id::text FROM ledger WHERE kind = $1 AND ref_id = $2", 2, pk, &r,
+                  err);
+  if (rc != LC_OK)
+    return rc;
+  if (PQntuples(r) == 1 && id_out)
+    lc_strlcpy(id_out, PQgetvalue(r, 0, 0), 37);
+  PQclear(r);
+  return lc_err_set(err, LC_ERR_CONFLICT, "reference already credited");
+}
+
+/* Audit row of a credit event with detail {amount, action?, reservation_id?,
+ * entry_id?} (in the open transaction). */
+static int audit_credit_event(PGconn *c, const char *user_id, const char *actor,
+                              const char *action, int64_t cost, const char *status,
+                              const char *request_id, const char *paid_action, int64_t amount,
+                              const char *reservation_id, const char *entry_id,
+                              char err[LC_ERR_LEN]) {
+  json_t *d = json_pack("{s:I}", "amount", (json_int_t)amount);
+  if (d == NULL)
+    return lc_err_set(err, LC_ERR_NOMEM, "cannot build audit detail");
+  if (paid_action)
+    json_object_set_new(d, "action", json_string(paid_action));
+  if (reservation_id)
+    json_object_set_new(d, "reservation_id", json_string(reservation_id));
+  if (entry_id)
+    json_object_set_new(d, "entry_id", json_string(entry_id));
+  credit_audit_row row = {user_id, actor, action, cost, status, request_id, d, NULL, NULL};
+  int rc = credit_audit_insert(c, &row, NULL, err);
+  json_decref(d);
+  return rc;
+}
+
 /* ---- reserve ---- */
 
 typedef struct {
@@ -236,6 +330,16 @@ typedef struct {
   int64_t cost, ttl_s, available;
   credit_reservation *out;
 } reserve_args;
+
+typedef struct res_row {
+  char user_id[37];
+  char action[CREDIT_ACTION_MAX + 1];
+  char status[16];
+  char debit_id[37];
+  char request_id[64];
+  int64_t cost;
+  int overdue;
+} res_row;
 
 #define RES_COLS "id::text, user_id::text, action, cost, status, " TS("expires_at")
 
@@ -253,13 +357,23 @@ static int fill_reservation(const PGresult *r, credit_reservation *out) {
   return LC_OK;
 }
 
-/* Looks up the reservation of (user, idem_key); LC_ERR_NOTFOUND when none. */
+static int unreserve(PGconn *c, const char *id, const struct res_row *row, const char *status,
+                     char err[LC_ERR_LEN]);
+static int lock_reservation(PGconn *c, const char *id, const char *owner, struct res_row *row,
+                            char err[LC_ERR_LEN]);
+
+/* Looks up (and locks) the reservation of (user, idem_key). Found and live
+ * (reserved or committed) -> LC_OK with out filled, replayed = 1. A key
+ * whose reservation was released or expired (or is overdue: expired here)
+ * is taken over: the old row gives up the key (reservations are state rows,
+ * not ledger rows) and LC_ERR_NOTFOUND lets the caller create a new one, so
+ * a failed attempt never blocks the retry of the same request. */
 static int find_idem(PGconn *c, reserve_args *a, char err[LC_ERR_LEN]) {
   const char *p[2] = {a->user_id, a->idem_key};
   PGresult *r = NULL;
   int rc = lc_db_exec(c,
-                      "SELECT " RES_COLS " FROM reservations"
-                      " WHERE user_id = $1::uuid AND idempotency_key = $2",
+                      "SELECT " RES_COLS ", expires_at <= now() FROM reservations"
+                      " WHERE user_id = $1::uuid AND idempotency_key = $2 FOR UPDATE",
                       2, p, &r, err);
   if (rc != LC_OK)
     return rc;
@@ -268,14 +382,35 @@ static int find_idem(PGconn *c, reserve_args *a, char err[LC_ERR_LEN]) {
     return LC_ERR_NOTFOUND;
   }
   rc = fill_reservation(r, a->out);
+  int overdue = cell(r, 0, 6) && cell(r, 0, 6)[0] == 't';
   PQclear(r);
   if (rc != LC_OK)
     return lc_err_set(err, rc, "bad reservation row");
   if (strcmp(a->out->action, a->action) != 0)
     return lc_err_set(err, LC_ERR_UNPROCESSABLE,
                       "idempotency key already used for another action");
-  a->out->replayed = 1;
-  return LC_OK;
+  int reserved = strcmp(a->out->status, "reserved") == 0;
+  if (strcmp(a->out->status, "committed") == 0 || (reserved && !overdue)) {
+    a->out->replayed = 1;
+    return LC_OK;
+  }
+  if (reserved) { /* overdue: expire it now, exactly as the sweeper would */
+    struct res_row row;
+    rc = lock_reservation(c, a->out->id, NULL, &row, err);
+    if (rc == LC_OK)
+      rc = unreserve(c, a->out->id, &row, "expired", err);
+    if (rc != LC_OK)
+      return rc;
+  }
+  const char *pt[1] = {a->out->id};
+  rc = lc_db_exec(c, "UPDATE reservations SET idempotency_key = NULL, updated_at = now()"
+                  " WHERE id = $1::uuid", 1, pt, NULL, err);
+  if (rc != LC_OK)
+    return rc;
+  lc_log_info("Event - idempotency key of %s reservation %s taken over by a retry",
+              a->out->status, a->out->id);
+  memset(a->out, 0, sizeof(*a->out));
+  return LC_ERR_NOTFOUND;
 }
 
 static int reserve_unit(PGconn *c, void *arg, char err[LC_ERR_LEN]) {
@@ -303,11 +438,14 @@ static int reserve_unit(PGconn *c, void *arg, char err[LC_ERR_LEN]) {
   rc = lc_db_exec(c,
                   "UPDATE accounts SET reserved = reserved + $2::bigint, updated_at = now()"
                   " WHERE user_id = $1::uuid AND balance - reserved >= $2::bigint"
-                  " RETURNING balance - reserved",
+                  " RETURNING balance",
                   2, pu, &r, err);
   if (rc != LC_OK)
     return tx_rollback(c, rc);
   int got = PQntuples(r);
+  int64_t bal = 0;
+  if (got == 1 && cell_i64(r, 0, 0, &bal) != LC_OK)
+    got = 0;
   PQclear(r);
   r = NULL;
   if (got != 1) {
@@ -336,6 +474,17 @@ static int reserve_unit(PGconn *c, void *arg, char err[LC_ERR_LEN]) {
   PQclear(r);
   if (rc != LC_OK)
     return tx_rollback(c, lc_err_set(err, rc, "bad reservation row"));
+  char rid[64], reason[64];
+  const char *req = req_id_or_new(a->request_id, rid);
+  snprintf(reason, sizeof(reason), "reserve %s", a->action);
+  ledger_entry e = {a->user_id, 0, a->cost, "reservation", a->action, NULL, req, bal,
+                    a->user_id, reason, a->out->id, NULL};
+  rc = append_entry(c, &e, NULL, err);
+  if (rc == LC_OK)
+    rc = audit_credit_event(c, a->user_id, a->user_id, "reservation", 0, "reserved", req,
+                            a->action, a->cost, a->out->id, NULL, err);
+  if (rc != LC_OK)
+    return tx_rollback(c, rc);
   return lc_db_commit(c, err);
 }
 
@@ -362,15 +511,6 @@ int credit_ledger_reserve(lc_db_pool *pool, const char *user_id, const char *act
 
 /* ---- commit / release ---- */
 
-typedef struct {
-  char user_id[37];
-  char action[CREDIT_ACTION_MAX + 1];
-  char status[16];
-  char debit_id[37];
-  char request_id[64];
-  int64_t cost;
-  int overdue;
-} res_row;
 
 /* SELECT ... FOR UPDATE of one reservation; LC_ERR_NOTFOUND if absent or not
  * owner's. Must run inside a transaction. */
@@ -408,22 +548,42 @@ static int lock_reservation(PGconn *c, const char *id, const char *owner, res_ro
   return LC_OK;
 }
 
-/* Gives the reserved amount back and sets the final status (released|expired). */
+/* Gives the reserved amount back and sets the final status (released|expired):
+ * reserved -= cost, a release ledger entry (hold -cost) and an audit row. */
 static int unreserve(PGconn *c, const char *id, const res_row *row, const char *status,
                      char err[LC_ERR_LEN]) {
   char cost[24];
   fmt_i64(cost, row->cost);
   const char *pa[2] = {row->user_id, cost};
+  PGresult *r = NULL;
   int rc = lc_db_exec(c,
                       "UPDATE accounts SET reserved = reserved - $2::bigint, updated_at = now()"
-                      " WHERE user_id = $1::uuid",
-                      2, pa, NULL, err);
+                      " WHERE user_id = $1::uuid RETURNING balance",
+                      2, pa, &r, err);
   if (rc != LC_OK)
     return rc;
+  int64_t bal = 0;
+  if (PQntuples(r) != 1 || cell_i64(r, 0, 0, &bal) != LC_OK) {
+    PQclear(r);
+    return lc_err_set(err, LC_ERR_DB, "account row missing");
+  }
+  PQclear(r);
   const char *pr[2] = {id, status};
-  return lc_db_exec(c,
-                    "UPDATE reservations SET status = $2, updated_at = now() WHERE id = $1::uuid",
-                    2, pr, NULL, err);
+  rc = lc_db_exec(c,
+                  "UPDATE reservations SET status = $2, updated_at = now() WHERE id = $1::uuid",
+                  2, pr, NULL, err);
+  if (rc != LC_OK)
+    return rc;
+  char rid[64];
+  const char *req = req_id_or_new(row->request_id, rid);
+  const char *actor = strcmp(status, "expired") == 0 ? "system" : row->user_id;
+  ledger_entry e = {row->user_id, 0, -row->cost, "release", row->action, NULL, req, bal,
+                    actor, status, id, NULL};
+  rc = append_entry(c, &e, NULL, err);
+  if (rc != LC_OK)
+    return rc;
+  return audit_credit_event(c, row->user_id, actor, "release", 0, status, req, row->action,
+                            row->cost, id, NULL, err);
 }
 
 static int account_balance(PGconn *c, const char *user_id, int64_t *bal, char err[LC_ERR_LEN]) {
@@ -446,19 +606,33 @@ typedef struct {
 /* Ledger entry, reservation status, audit row, outbox row (all in the open tx). */
 static int write_debit(PGconn *c, const char *res_id, const res_row *row, const char *actor,
                        const char *debit_id, int64_t balance_after, char err[LC_ERR_LEN]) {
-  char cost[24], neg[24], bal[24];
+  char cost[24], bal[24];
   fmt_i64(cost, row->cost);
-  fmt_i64(neg, -row->cost);
   fmt_i64(bal, balance_after);
   const char *rid = row->request_id[0] ? row->request_id : debit_id;
-  const char *pl[6] = {row->user_id, neg, row->action, debit_id, rid, bal};
-  int rc = lc_db_exec(c,
-                      "INSERT INTO ledger (user_id, delta, kind, action, debit_id, request_id,"
-                      " balance_after) VALUES ($1::uuid, $2::bigint, 'debit', $3, $4::uuid, $5,"
-                      " $6::bigint)",
-                      6, pl, NULL, err);
+  char entry_id[37] = "";
+  ledger_entry e = {row->user_id, -row->cost, -row->cost, "debit", row->action, debit_id, rid,
+                    balance_after, (actor && actor[0]) ? actor : "system", row->action, res_id,
+                    NULL};
+  int rc = append_entry(c, &e, entry_id, err);
   if (rc != LC_OK)
     return rc;
+  int64_t threshold = atomic_load(&g_low_threshold);
+  if (credit_low_crossed(balance_after + row->cost, balance_after, threshold)) {
+    char th[24];
+    fmt_i64(th, threshold);
+    const char *pn[4] = {row->user_id, entry_id, bal, th};
+    rc = lc_db_exec(c,
+                    "INSERT INTO notifications (user_id, kind, ledger_entry_id, balance, threshold)"
+                    " VALUES ($1::uuid, 'low_balance', $2::uuid, $3::bigint, $4::bigint)"
+                    " ON CONFLICT (user_id, ledger_entry_id) DO NOTHING",
+                    4, pn, NULL, err);
+    if (rc != LC_OK)
+      return rc;
+    rc = lc_db_exec(c, "SELECT pg_notify('" CREDIT_NOTIFY_CHANNEL "', '')", 0, NULL, NULL, err);
+    if (rc != LC_OK)
+      return rc;
+  }
   const char *pr[2] = {res_id, debit_id};
   rc = lc_db_exec(c,
                   "UPDATE reservations SET status = 'committed', debit_id = $2::uuid,"
@@ -466,13 +640,14 @@ static int write_debit(PGconn *c, const char *res_id, const res_row *row, const 
                   2, pr, NULL, err);
   if (rc != LC_OK)
     return rc;
-  const char *pa[6] = {row->user_id, (actor && actor[0]) ? actor : "system", row->action,
-                       cost, debit_id, rid};
+  const char *pa[8] = {row->user_id, (actor && actor[0]) ? actor : "system", row->action,
+                       cost, debit_id, rid, res_id, entry_id};
   rc = lc_db_exec(c,
                   "INSERT INTO audit (user_id, actor, action, cost, status, debit_id, request_id,"
-                  " chain_status) VALUES ($1::uuid, $2, $3, $4::bigint, 'committed', $5::uuid, $6,"
-                  " 'pending')",
-                  6, pa, NULL, err);
+                  " chain_status, detail) VALUES ($1::uuid, $2, $3, $4::bigint, 'committed',"
+                  " $5::uuid, $6, 'pending', jsonb_build_object('reservation_id', $7::text,"
+                  " 'entry_id', $8::text))",
+                  8, pa, NULL, err);
   if (rc != LC_OK)
     return rc;
   char committed_at[32], msg_id[37];
@@ -605,10 +780,19 @@ static int expire_unit(PGconn *c, void *arg, char err[LC_ERR_LEN]) {
       "WITH exp AS (UPDATE reservations SET status = 'expired', updated_at = now()"
       "  WHERE id IN (SELECT id FROM reservations WHERE status = 'reserved'"
       "   AND expires_at <= now() ORDER BY expires_at LIMIT 500 FOR UPDATE SKIP LOCKED)"
-      "  RETURNING user_id, cost),"
+      "  RETURNING id, user_id, cost, action, coalesce(request_id, 'expire-' || id) AS rid),"
       " agg AS (SELECT user_id, sum(cost)::bigint AS c, count(*) AS k FROM exp GROUP BY user_id),"
       " upd AS (UPDATE accounts a SET reserved = a.reserved - agg.c, updated_at = now()"
-      "  FROM agg WHERE a.user_id = agg.user_id RETURNING agg.k)"
+      "  FROM agg WHERE a.user_id = agg.user_id RETURNING a.user_id, a.balance, agg.k),"
+      " led AS (INSERT INTO ledger (user_id, delta, hold, kind, action, request_id,"
+      "  balance_after, actor, reason, reservation_id)"
+      "  SELECT e.user_id, 0, -e.cost, 'release', e.action, e.rid, u.balance, 'system',"
+      "  'expired', e.id FROM exp e JOIN upd u ON u.user_id = e.user_id"
+      "  RETURNING id, reservation_id),"
+      " aud AS (INSERT INTO audit (user_id, actor, action, cost, status, request_id, detail)"
+      "  SELECT e.user_id, 'system', 'release', 0, 'expired', e.rid,"
+      "  jsonb_build_object('amount', e.cost, 'action', e.action, 'reservation_id', e.id::text,"
+      "  'entry_id', l.id::text) FROM exp e JOIN led l ON l.reservation_id = e.id RETURNING 1)"
       " SELECT coalesce(sum(k), 0)::bigint FROM upd",
       0, NULL, &r, err);
   if (rc != LC_OK)
@@ -661,7 +845,8 @@ static int list_unit(PGconn *c, void *arg, char err[LC_ERR_LEN]) {
   PGresult *r = NULL;
   rc = lc_db_exec(c,
                   "SELECT id::text, " TS("ts") ", delta, kind, action, debit_id::text,"
-                  " balance_after FROM ledger WHERE user_id = $1::uuid"
+                  " balance_after, hold, actor, reason, request_id, reservation_id::text, ref_id"
+                  " FROM ledger WHERE user_id = $1::uuid"
                   " AND ($2::timestamptz IS NULL OR (ts, id) < ($2::timestamptz, $3::uuid))"
                   " ORDER BY ts DESC, id DESC LIMIT $4::int",
                   4, p, &r, err);
@@ -670,12 +855,21 @@ static int list_unit(PGconn *c, void *arg, char err[LC_ERR_LEN]) {
   int total = PQntuples(r), shown = total > a->limit ? a->limit : total;
   a->items = json_array();
   for (int i = 0; i < shown; i++) {
-    json_array_append_new(a->items,
-                          json_pack("{s:o, s:o, s:o, s:o, s:o, s:o, s:o}", "id", cell_json(r, i, 0),
-                                    "ts", cell_json(r, i, 1), "delta", cell_json_i64(r, i, 2),
-                                    "kind", cell_json(r, i, 3), "action", cell_json(r, i, 4),
-                                    "debit_id", cell_json(r, i, 5), "balance_after",
-                                    cell_json_i64(r, i, 6)));
+    json_t *o = json_object();
+    json_object_set_new(o, "id", cell_json(r, i, 0));
+    json_object_set_new(o, "ts", cell_json(r, i, 1));
+    json_object_set_new(o, "delta", cell_json_i64(r, i, 2));
+    json_object_set_new(o, "hold", cell_json_i64(r, i, 7));
+    json_object_set_new(o, "kind", cell_json(r, i, 3));
+    json_object_set_new(o, "action", cell_json(r, i, 4));
+    json_object_set_new(o, "debit_id", cell_json(r, i, 5));
+    json_object_set_new(o, "balance_after", cell_json_i64(r, i, 6));
+    json_object_set_new(o, "actor", cell_json(r, i, 8));
+    json_object_set_new(o, "reason", cell_json(r, i, 9));
+    json_object_set_new(o, "request_id", cell_json(r, i, 10));
+    json_object_set_new(o, "reservation_id", cell_json(r, i, 11));
+    json_object_set_new(o, "ref_id", cell_json(r, i, 12));
+    json_array_append_new(a->items, o);
   }
   rc = page_cursor(r, shown, total, 1, 0, &a->next, err);
   PQclear(r);
@@ -722,7 +916,8 @@ static int audit_unit(PGconn *c, void *arg, char err[LC_ERR_LEN]) {
   int rc = lc_db_exec(
       c,
       "SELECT id::text, " TS("ts") ", user_id::text, actor, action, cost, status, tx_hash,"
-      " chain_status, block_number, to_address, debit_id::text, request_id FROM audit"
+      " chain_status, block_number, to_address, debit_id::text, request_id, detail::text"
+      " FROM audit"
       " WHERE ($1::uuid IS NULL OR user_id = $1::uuid) AND ($2::text IS NULL OR action = $2)"
       " AND ($3::timestamptz IS NULL OR ts >= $3::timestamptz)"
       " AND ($4::timestamptz IS NULL OR ts < $4::timestamptz)"
@@ -748,6 +943,9 @@ static int audit_unit(PGconn *c, void *arg, char err[LC_ERR_LEN]) {
     json_object_set_new(o, "to_address", cell_json(r, i, 10));
     json_object_set_new(o, "debit_id", cell_json(r, i, 11));
     json_object_set_new(o, "request_id", cell_json(r, i, 12));
+    const char *dt = cell(r, i, 13);
+    json_t *dj = dt ? json_loads(dt, 0, NULL) : NULL;
+    json_object_set_new(o, "detail", dj ? dj : json_object());
     json_array_append_new(a->items, o);
   }
   rc = page_cursor(r, shown, total, 1, 0, &a->next, err);
@@ -831,4 +1029,235 @@ int credit_ledger_chain_update(lc_db_pool *pool, const char *debit_id, const cha
   if (applied)
     *applied = a.applied;
   return rc;
+}
+
+/* ---- grants (inside the caller's transaction) ---- */
+
+int credit_grant_kind_valid(const char *kind) {
+  return kind && (strcmp(kind, CREDIT_KIND_GRANT) == 0 || strcmp(kind, CREDIT_KIND_PURCHASE) == 0 ||
+                  strcmp(kind, CREDIT_KIND_TOPUP) == 0);
+}
+
+/* Number of UTF-8 code points of s (s is valid UTF-8 from jansson or the caller). */
+static size_t utf8_len(const char *s) {
+  size_t n = 0;
+  for (; *s; s++)
+    n += (((unsigned char)*s & 0xC0) != 0x80);
+  return n;
+}
+
+int credit_ledger_balance_conn(PGconn *conn, const char *user_id, int64_t *balance,
+                               int64_t *reserved, char err[LC_ERR_LEN]) {
+  if (!lc_uuid_valid(user_id))
+    return lc_err_set(err, LC_ERR_PARAM, "user_id must be a UUID");
+  const char *p[1] = {user_id};
+  PGresult *r = NULL;
+  int rc = lc_db_exec(conn, "SELECT balance, reserved FROM accounts WHERE user_id = $1::uuid", 1,
+                      p, &r, err);
+  if (rc != LC_OK)
+    return rc;
+  int64_t b = 0, res = 0;
+  if (PQntuples(r) != 1) {
+    rc = lc_err_set(err, LC_ERR_NOTFOUND, "no account");
+  } else if (cell_i64(r, 0, 0, &b) != LC_OK || cell_i64(r, 0, 1, &res) != LC_OK) {
+    rc = lc_err_set(err, LC_ERR_DB, "bad account row");
+  }
+  PQclear(r);
+  if (rc == LC_OK && balance)
+    *balance = b;
+  if (rc == LC_OK && reserved)
+    *reserved = res;
+  return rc;
+}
+
+int credit_ledger_grant(PGconn *conn, const char *user_id, int64_t amount, const char *kind,
+                        const char *reason, const char *actor, const char *request_id,
+                        const char *ref_id, char entry_id[37], int64_t *balance,
+                        char err[LC_ERR_LEN]) {
+  if (entry_id)
+    entry_id[0] = '\0';
+  if (!lc_uuid_valid(user_id))
+    return lc_err_set(err, LC_ERR_PARAM, "user_id must be a UUID");
+  if (!credit_grant_kind_valid(kind))
+    return lc_err_set(err, LC_ERR_PARAM, "kind must be grant|purchase|topup");
+  if (amount < 1 || amount > CREDIT_GRANT_MAX)
+    return lc_err_set(err, LC_ERR_PARAM, "amount must be 1..%lld", (long long)CREDIT_GRANT_MAX);
+  if (reason == NULL || reason[0] == '\0' || utf8_len(reason) > CREDIT_REASON_MAX)
+    return lc_err_set(err, LC_ERR_PARAM, "reason must be 1..%d characters", CREDIT_REASON_MAX);
+  if (actor == NULL || actor[0] == '\0' || strlen(actor) > 64)
+    return lc_err_set(err, LC_ERR_PARAM, "actor must be 1..64 bytes");
+  if (ref_id && (ref_id[0] == '\0' || strlen(ref_id) > 255))
+    return lc_err_set(err, LC_ERR_PARAM, "ref_id must be 1..255 bytes");
+  char rid_buf[64], amt[24], eid[37] = "";
+  const char *rid = req_id_or_new(request_id, rid_buf);
+  int rc = open_in_tx(conn, user_id, rid, NULL, err);
+  if (rc != LC_OK)
+    return rc;
+  /* Lock the account row first (the same order as commits). */
+  fmt_i64(amt, amount);
+  const char *pu[2] = {user_id, amt};
+  PGresult *r = NULL;
+  rc = lc_db_exec(conn, "SELECT balance FROM accounts WHERE user_id = $1::uuid FOR UPDATE", 1, pu,
+                  &r, err);
+  if (rc != LC_OK)
+    return rc;
+  int64_t bal = 0;
+  if (PQntuples(r) != 1 || cell_i64(r, 0, 0, &bal) != LC_OK) {
+    PQclear(r);
+    return lc_err_set(err, LC_ERR_DB, "account row missing");
+  }
+  PQclear(r);
+  ledger_entry e = {user_id, amount, 0,     kind, NULL, NULL, rid, bal + amount,
+                    actor,   reason, NULL, ref_id};
+  rc = append_entry(conn, &e, eid, err);
+  if (rc == LC_ERR_CONFLICT) {
+    if (entry_id)
+      lc_strlcpy(entry_id, eid, 37);
+    if (balance)
+      *balance = bal;
+    return rc;
+  }
+  if (rc != LC_OK)
+    return rc;
+  rc = lc_db_exec(conn,
+                  "UPDATE accounts SET balance = balance + $2::bigint, updated_at = now()"
+                  " WHERE user_id = $1::uuid",
+                  2, pu, NULL, err);
+  if (rc != LC_OK)
+    return rc;
+  json_t *d = json_pack("{s:I, s:s, s:s}", "amount", (json_int_t)amount, "reason", reason,
+                        "entry_id", eid);
+  if (d == NULL)
+    return lc_err_set(err, LC_ERR_NOMEM, "cannot build audit detail");
+  if (ref_id)
+    json_object_set_new(d, "ref_id", json_string(ref_id));
+  credit_audit_row row = {user_id, actor, kind, 0, "ok", rid, d, NULL, NULL};
+  rc = credit_audit_insert(conn, &row, NULL, err);
+  json_decref(d);
+  if (rc != LC_OK)
+    return rc;
+  if (entry_id)
+    lc_strlcpy(entry_id, eid, 37);
+  if (balance)
+    *balance = bal + amount;
+  lc_log_info("Event - %s +%lld user=%s actor=%s entry=%s", kind, (long long)amount, user_id,
+              actor, eid);
+  return LC_OK;
+}
+
+/* ---- internal queries ---- */
+
+typedef struct {
+  const char *const *ids;
+  size_t n;
+  json_t *items;
+} balances_args;
+
+static int balances_unit(PGconn *c, void *arg, char err[LC_ERR_LEN]) {
+  balances_args *a = arg;
+  int rc = lc_db_begin(c, err);
+  if (rc != LC_OK)
+    return rc;
+  a->items = json_array();
+  for (size_t i = 0; i < a->n; i++) {
+    int64_t bal = 0, res = 0;
+    rc = open_in_tx(c, a->ids[i], NULL, NULL, err);
+    if (rc == LC_OK)
+      rc = credit_ledger_balance_conn(c, a->ids[i], &bal, &res, err);
+    if (rc != LC_OK) {
+      json_decref(a->items);
+      a->items = NULL;
+      return tx_rollback(c, rc);
+    }
+    json_array_append_new(a->items, json_pack("{s:s, s:I, s:I}", "user_id", a->ids[i], "balance",
+                                              (json_int_t)bal, "available",
+                                              (json_int_t)(bal - res)));
+  }
+  return lc_db_commit(c, err);
+}
+
+int credit_ledger_balances(lc_db_pool *pool, const char *const *user_ids, size_t n,
+                           json_t **items, char err[LC_ERR_LEN]) {
+  *items = NULL;
+  if (n < 1 || n > CREDIT_BALANCES_MAX)
+    return lc_err_set(err, LC_ERR_PARAM, "1..%d user ids", CREDIT_BALANCES_MAX);
+  for (size_t i = 0; i < n; i++)
+    if (!lc_uuid_valid(user_ids[i]))
+      return lc_err_set(err, LC_ERR_PARAM, "user_ids must be UUIDs");
+  balances_args a = {user_ids, n, NULL};
+  int rc = with_conn(pool, balances_unit, &a, err);
+  if (rc != LC_OK) {
+    json_decref(a.items);
+    return rc;
+  }
+  *items = a.items;
+  return LC_OK;
+}
+
+typedef struct {
+  const char *since, *until, *cursor_ts, *cursor_id;
+  int limit;
+  json_t *items;
+  char *next;
+} debits_args;
+
+static int debits_unit(PGconn *c, void *arg, char err[LC_ERR_LEN]) {
+  debits_args *a = arg;
+  char lim[24];
+  fmt_i64(lim, (int64_t)a->limit + 1);
+  const char *p[5] = {a->since, a->until, a->cursor_ts, a->cursor_id, lim};
+  PGresult *r = NULL;
+  int rc = lc_db_exec(
+      c,
+      "SELECT id::text, " TS("ts") ", debit_id::text, user_id::text, action, cost, tx_hash,"
+      " chain_status, block_number, to_address FROM audit WHERE debit_id IS NOT NULL"
+      " AND ($1::timestamptz IS NULL OR ts >= $1::timestamptz)"
+      " AND ($2::timestamptz IS NULL OR ts < $2::timestamptz)"
+      " AND ($3::timestamptz IS NULL OR (ts, id) > ($3::timestamptz, $4::uuid))"
+      " ORDER BY ts, id LIMIT $5::int",
+      5, p, &r, err);
+  if (rc != LC_OK)
+    return rc;
+  int total = PQntuples(r), shown = total > a->limit ? a->limit : total;
+  a->items = json_array();
+  for (int i = 0; i < shown; i++) {
+    json_t *o = json_object();
+    json_object_set_new(o, "debit_id", cell_json(r, i, 2));
+    json_object_set_new(o, "user_id", cell_json(r, i, 3));
+    json_object_set_new(o, "action", cell_json(r, i, 4));
+    json_object_set_new(o, "cost", cell_json_i64(r, i, 5));
+    json_object_set_new(o, "committed_at", cell_json(r, i, 1));
+    json_object_set_new(o, "tx_hash", cell_json(r, i, 6));
+    json_object_set_new(o, "chain_status", cell_json(r, i, 7));
+    json_object_set_new(o, "block_number", cell_json_i64(r, i, 8));
+    json_object_set_new(o, "to_address", cell_json(r, i, 9));
+    json_array_append_new(a->items, o);
+  }
+  rc = page_cursor(r, shown, total, 1, 0, &a->next, err);
+  PQclear(r);
+  return rc;
+}
+
+int credit_ledger_debits(lc_db_pool *pool, const char *since, const char *until, int limit,
+                         const char *cursor, json_t **items, char **next_cursor,
+                         char err[LC_ERR_LEN]) {
+  char ts[40], id[37];
+  *items = NULL;
+  *next_cursor = NULL;
+  if ((since && !credit_ts_valid(since)) || (until && !credit_ts_valid(until)))
+    return lc_err_set(err, LC_ERR_PARAM, "since/until must be RFC 3339 timestamps");
+  if (limit < 1 || limit > 1000)
+    return lc_err_set(err, LC_ERR_PARAM, "limit must be 1..1000");
+  if (cursor && credit_cursor_decode(cursor, ts, id) != LC_OK)
+    return lc_err_set(err, LC_ERR_PARAM, "malformed cursor");
+  debits_args a = {since, until, cursor ? ts : NULL, cursor ? id : NULL, limit, NULL, NULL};
+  int rc = with_conn(pool, debits_unit, &a, err);
+  if (rc != LC_OK) {
+    json_decref(a.items);
+    free(a.next);
+    return rc;
+  }
+  *items = a.items;
+  *next_cursor = a.next;
+  return LC_OK;
 }

@@ -14,6 +14,7 @@
 #define CREDIT_LEDGER_H
 
 #include <jansson.h>
+#include <stddef.h>
 #include <stdint.h>
 
 #include "credit_costs.h"
@@ -23,6 +24,8 @@
 #define CREDIT_SIGNUP_BONUS 50
 /* Channel notified (pg_notify) by every commit that wrote an outbox row. */
 #define CREDIT_OUTBOX_CHANNEL "credit_outbox"
+/* Channel notified by every commit that queued a low-credit notification. */
+#define CREDIT_NOTIFY_CHANNEL "credit_notify"
 #define CREDIT_IDEM_KEY_MAX 200
 
 typedef struct {
@@ -47,6 +50,56 @@ typedef struct {
  * the inserting call; *balance (may be NULL) is the committed balance. */
 int credit_ledger_open_account(lc_db_pool *pool, const char *user_id, const char *request_id,
                                int *created, int64_t *balance, char err[LC_ERR_LEN]);
+
+/* Credit kinds accepted by credit_ledger_grant. */
+#define CREDIT_KIND_GRANT "grant"
+#define CREDIT_KIND_PURCHASE "purchase"
+#define CREDIT_KIND_TOPUP "topup"
+#define CREDIT_GRANT_MAX 1000000000LL /* largest single grant (credits) */
+#define CREDIT_REASON_MAX 200         /* reason text, UTF-8 code points */
+
+/* Adds amount credits to user_id INSIDE THE CALLER'S OPEN TRANSACTION on conn
+ * (the caller owns BEGIN/COMMIT/ROLLBACK; e.g. a payment webhook marks its
+ * event processed and grants in one transaction). In that transaction it:
+ * opens the account lazily (+50 signup_bonus entry), locks the account row,
+ * appends the ledger entry (kind grant|purchase|topup, delta +amount, actor,
+ * reason, request_id, ref_id), updates the cached balance and writes the
+ * audit row (action = kind, cost 0, status "ok", detail {amount, reason,
+ * entry_id, ref_id}) - do NOT insert another audit row for it.
+ *  - amount 1..CREDIT_GRANT_MAX; reason 1..CREDIT_REASON_MAX code points;
+ *    actor 1..64 bytes (a user id, "system", "stripe", ...); request_id
+ *    NULL/"" = generated; ref_id NULL or 1..255 bytes: the external
+ *    reference (provider event id / checkout session id / admin request).
+ *  - (kind, ref_id) credits at most once: a second grant with the same
+ *    kind and ref_id writes nothing and returns LC_ERR_CONFLICT with
+ *    entry_id set to the EXISTING entry (the transaction stays usable:
+ *    ON CONFLICT DO NOTHING, no aborted statement).
+ *  - entry_id (37 bytes, may be NULL) receives the ledger entry id;
+ *    *balance (may be NULL) the committed balance after the grant.
+ * Errors: LC_ERR_PARAM (bad input), LC_ERR_CONFLICT (see above), LC_ERR_DB /
+ * LC_ERR_UNAVAIL / LC_ERR_RETRY (the caller rolls back; LC_ERR_RETRY =
+ * serialization failure or deadlock, retry the whole transaction).
+ * Thread-safety: uses only conn (one thread per connection). */
+int credit_ledger_grant(PGconn *conn, const char *user_id, int64_t amount, const char *kind,
+                        const char *reason, const char *actor, const char *request_id,
+                        const char *ref_id, char entry_id[37], int64_t *balance,
+                        char err[LC_ERR_LEN]);
+
+/* 1 when kind is one of grant|purchase|topup. */
+int credit_grant_kind_valid(const char *kind);
+
+/* Committed balance and reserved amount of user_id read on conn (inside or
+ * outside a transaction; does not open the account: LC_ERR_NOTFOUND). */
+int credit_ledger_balance_conn(PGconn *conn, const char *user_id, int64_t *balance,
+                               int64_t *reserved, char err[LC_ERR_LEN]);
+
+/* Low-credit threshold used by commits (CREDIT_LOW_BALANCE_THRESHOLD; set
+ * once at start, default 10; 0 disables notifications). */
+void credit_ledger_set_low_threshold(int64_t threshold);
+
+/* Pure crossing rule (unit-tested): 1 when a debit took the balance from
+ * before >= threshold to after < threshold (threshold > 0). */
+int credit_low_crossed(int64_t before, int64_t after, int64_t threshold);
 
 /* Committed balance and the amount currently reserved (opens the account lazily). */
 int credit_ledger_balance(lc_db_pool *pool, const char *user_id, int64_t *balance,
@@ -108,6 +161,21 @@ int credit_ledger_audit(lc_db_pool *pool, const credit_audit_query *q, json_t **
 int credit_ledger_chain_update(lc_db_pool *pool, const char *debit_id, const char *chain_status,
                                const char *tx_hash, int64_t block_number,
                                const char *to_address, int *applied, char err[LC_ERR_LEN]);
+
+#define CREDIT_BALANCES_MAX 100
+
+/* Balances of up to CREDIT_BALANCES_MAX users (accounts opened lazily, in
+ * the given order): *items is a new array of {user_id, balance, available}. */
+int credit_ledger_balances(lc_db_pool *pool, const char *const *user_ids, size_t n,
+                           json_t **items, char err[LC_ERR_LEN]);
+
+/* Committed debits (audit rows with a debit_id) in [since, until), oldest
+ * first, limit 1..1000, with their chain result: *items is a new array of
+ * {debit_id, user_id, action, cost, committed_at, tx_hash, chain_status,
+ * block_number, to_address}; *next_cursor new or NULL on the last page. */
+int credit_ledger_debits(lc_db_pool *pool, const char *since, const char *until, int limit,
+                         const char *cursor, json_t **items, char **next_cursor,
+                         char err[LC_ERR_LEN]);
 
 /* Cursor helpers (exposed for tests): cursor = base64url("<ts>|<uuid>") with
  * ts an RFC 3339 UTC timestamp with microseconds. encode returns new text. */

@@ -13,9 +13,12 @@
 #include <string.h>
 #include <time.h>
 
+#include "credit_audit.h"
 #include "credit_chainres.h"
 #include "credit_handlers.h"
+#include "credit_idem.h"
 #include "credit_ledger.h"
+#include "credit_notify.h"
 #include "credit_outbox.h"
 #include "lc/amqp.h"
 #include "lc/cfg.h"
@@ -23,6 +26,7 @@
 #include "lc/log.h"
 #include "lc/svc.h"
 #include "lc/util.h"
+#include "payments_handlers.h"
 
 #ifndef CREDIT_SQL_DIR_DEFAULT
 #define CREDIT_SQL_DIR_DEFAULT "credit-svc/sql"
@@ -39,11 +43,28 @@ static const lc_cfg_spec SPECS[] = {
     {"CREDIT_DB_POOL", LC_CFG_INT, 1, 64, "8", 1, "database connections"},
     {"CREDIT_RESERVATION_TTL", LC_CFG_INT, 5, 86400, "300", 1, "reservation lifetime, seconds"},
     {"CREDIT_SQL_DIR", LC_CFG_STR, 1, 1024, NULL, 0, "migrations folder"},
+    {"CREDIT_LOW_BALANCE_THRESHOLD", LC_CFG_INT, 0, 1000000, "10", 1,
+     "low-credit email when a debit crosses below this balance (0 = off)"},
+    {"CREDIT_MAIL_PROVIDER", LC_CFG_STR, 4, 8, "smtp", 1, "smtp|sendgrid|mailgun"},
+    {"CREDIT_MAIL_FROM", LC_CFG_STR, 3, 254, "no-reply@credits.localhost", 1,
+     "sender address of notification emails"},
+    {"CREDIT_SMTP_URL", LC_CFG_STR, 8, 512, "smtp://127.0.0.1:21025", 1,
+     "SMTP server (smtp://host:port or smtps://host:port)"},
+    {"CREDIT_SMTP_USER", LC_CFG_STR, 1, 256, NULL, 0, "SMTP user (STARTTLS then required)"},
+    {"CREDIT_SMTP_PASSWORD", LC_CFG_SECRET, 1, 256, NULL, 0, "SMTP password"},
+    {"CREDIT_MAIL_API_URL", LC_CFG_STR, 8, 512, NULL, 0,
+     "SendGrid / Mailgun API base URL (default https://api.sendgrid.com / https://api.mailgun.net)"},
+    {"CREDIT_MAIL_API_KEY", LC_CFG_SECRET, 1, 256, NULL, 0, "SendGrid / Mailgun API key"},
+    {"CREDIT_MAILGUN_DOMAIN", LC_CFG_STR, 1, 253, NULL, 0, "Mailgun sending domain"},
+    {"CREDIT_AUTH_URL", LC_CFG_STR, 8, 512, "http://127.0.0.1:21001", 1,
+     "auth-svc base URL (email lookup for notifications)"},
+    {"CREDIT_NOTIFY_POLL_MS", LC_CFG_INT, 50, 60000, "500", 1, "notifier poll interval, ms"},
     {"AMQP_URL", LC_CFG_SECRET, 1, 1024, NULL, 1, "RabbitMQ URL"},
     {"INTERNAL_SECRET", LC_CFG_SECRET, 64, 128, NULL, 1, "HMAC key of internal requests (hex)"},
     {"LOG_LEVEL", LC_CFG_STR, 1, 16, "info", 1, "error|warning|info|debug"},
     {"JWT_ISSUER", LC_CFG_STR, 1, 256, "credit-saas", 0, "unused here"},
     {"JWT_AUDIENCE", LC_CFG_STR, 1, 256, "credit-saas-api", 0, "unused here"},
+    PAYMENTS_CFG_SPECS, /* payments_handlers.h: Stripe / Razorpay */
 };
 
 static atomic_bool workers_stop;
@@ -69,6 +90,10 @@ static void *sweeper_thread(void *arg) {
       lc_log_warn("sweeper - %s", err);
     else if (n > 0)
       lc_log_info("Event - %d reservation(s) expired", n);
+    if (credit_idem_sweep(pool, &n, err) != LC_OK)
+      lc_log_warn("sweeper - idempotency keys: %s", err);
+    else if (n > 0)
+      lc_log_info("Event - %d expired idempotency key(s) deleted", n);
     for (int waited = 0; waited < SWEEP_MS && !atomic_load(&workers_stop); waited += 100) {
       struct timespec ts = {0, 100 * 1000000L};
       nanosleep(&ts, NULL);
@@ -104,14 +129,56 @@ static int migrate(lc_db_pool *pool, const char *dir, char err[LC_ERR_LEN]) {
   return rc;
 }
 
+/* Notifier settings from the validated configuration (strings borrowed from
+ * cfg, which outlives the thread). */
+static int notify_config(const lc_cfg *cfg, lc_db_pool *pool, const char *secret,
+                         credit_notify_cfg *n) {
+  memset(n, 0, sizeof(*n));
+  if (credit_mail_provider_parse(lc_cfg_str(cfg, "CREDIT_MAIL_PROVIDER"), &n->provider) !=
+      LC_OK) {
+    lc_log_error("credit-svc - CREDIT_MAIL_PROVIDER must be smtp|sendgrid|mailgun");
+    return LC_ERR_PARAM;
+  }
+  n->pool = pool;
+  n->from = lc_cfg_str(cfg, "CREDIT_MAIL_FROM");
+  if (!credit_mail_addr_valid(n->from)) {
+    lc_log_error("credit-svc - CREDIT_MAIL_FROM is not a plain address");
+    return LC_ERR_PARAM;
+  }
+  n->smtp_url = lc_cfg_str(cfg, "CREDIT_SMTP_URL");
+  n->smtp_user = lc_cfg_str(cfg, "CREDIT_SMTP_USER");
+  n->smtp_password = lc_cfg_str(cfg, "CREDIT_SMTP_PASSWORD");
+  n->api_base = lc_cfg_str(cfg, "CREDIT_MAIL_API_URL");
+  if (n->api_base == NULL)
+    n->api_base = n->provider == CREDIT_MAIL_MAILGUN ? "https://api.mailgun.net"
+                                                     : "https://api.sendgrid.com";
+  n->api_key = lc_cfg_str(cfg, "CREDIT_MAIL_API_KEY");
+  n->mailgun_domain = lc_cfg_str(cfg, "CREDIT_MAILGUN_DOMAIN");
+  if (n->provider != CREDIT_MAIL_SMTP && n->api_key == NULL) {
+    lc_log_error("credit-svc - CREDIT_MAIL_API_KEY is required for this mail provider");
+    return LC_ERR_PARAM;
+  }
+  if (n->provider == CREDIT_MAIL_MAILGUN && n->mailgun_domain == NULL) {
+    lc_log_error("credit-svc - CREDIT_MAILGUN_DOMAIN is required for mailgun");
+    return LC_ERR_PARAM;
+  }
+  n->auth_url = lc_cfg_str(cfg, "CREDIT_AUTH_URL");
+  n->secret = (const uint8_t *)secret;
+  n->secret_len = strlen(secret);
+  n->poll_ms = (int)lc_cfg_int(cfg, "CREDIT_NOTIFY_POLL_MS");
+  n->stop = &workers_stop;
+  credit_ledger_set_low_threshold(lc_cfg_int(cfg, "CREDIT_LOW_BALANCE_THRESHOLD"));
+  return LC_OK;
+}
+
 int main(void) {
   char err[LC_ERR_LEN] = "";
   lc_cfg *cfg = NULL;
   lc_db_pool *pool = NULL;
   struct _u_instance inst;
   int inst_ok = 0, started = 0, exit_code = EXIT_FAILURE;
-  pthread_t t_relay, t_chain, t_sweep;
-  int have_relay = 0, have_chain = 0, have_sweep = 0;
+  pthread_t t_relay, t_chain, t_sweep, t_audit, t_notify;
+  int have_relay = 0, have_chain = 0, have_sweep = 0, have_audit = 0, have_notify = 0;
   static char conninfo[1200];
 
   if (lc_global_init() != LC_OK || lc_svc_block_signals() != LC_OK) {
@@ -157,18 +224,30 @@ int main(void) {
     goto out;
   }
   inst_ok = 1;
+  payments_ctx pay;
+  if (payments_ctx_init(cfg, pool, &pay, err) != LC_OK) {
+    lc_log_error("credit-svc - configuration error: %s", err);
+    goto out;
+  }
   if (lc_svc_add_ops(&inst, "credit-svc", ready, &rctx) != LC_OK ||
-      credit_handlers_register(&inst, &ctx, err) != LC_OK) {
+      credit_handlers_register(&inst, &ctx, err) != LC_OK ||
+      payments_handlers_register(&inst, &pay, err) != LC_OK) {
     lc_log_error("credit-svc - routes: %s", err[0] ? err : "ops endpoints");
     goto out;
   }
 
   credit_relay_cfg relay = {pool, conninfo, amqp_url, CREDIT_EVENTS_EXCHANGE, 100, &workers_stop};
   credit_chainres_cfg chain = {pool, amqp_url, &workers_stop};
+  credit_audit_cfg audit = {pool, amqp_url, &workers_stop};
+  credit_notify_cfg notify;
+  if (notify_config(cfg, pool, secret, &notify) != LC_OK)
+    goto out;
   have_relay = pthread_create(&t_relay, NULL, credit_outbox_thread, &relay) == 0;
   have_chain = pthread_create(&t_chain, NULL, credit_chainres_thread, &chain) == 0;
   have_sweep = pthread_create(&t_sweep, NULL, sweeper_thread, pool) == 0;
-  if (!have_relay || !have_chain || !have_sweep) {
+  have_audit = pthread_create(&t_audit, NULL, credit_audit_thread, &audit) == 0;
+  have_notify = pthread_create(&t_notify, NULL, credit_notify_thread, &notify) == 0;
+  if (!have_relay || !have_chain || !have_sweep || !have_audit || !have_notify) {
     lc_log_error("credit-svc - cannot start worker threads");
     goto out;
   }
@@ -193,6 +272,10 @@ out:
     pthread_join(t_chain, NULL);
   if (have_sweep)
     pthread_join(t_sweep, NULL);
+  if (have_audit)
+    pthread_join(t_audit, NULL);
+  if (have_notify)
+    pthread_join(t_notify, NULL);
   if (inst_ok)
     ulfius_clean_instance(&inst);
   lc_db_pool_free(pool);

@@ -350,7 +350,7 @@ START_TEST(test_commit_twice_same_debit) {
                          uid, NULL),
                    1);
   ck_assert_int_eq(q_i64("SELECT count(*) FROM outbox", NULL, NULL), 1);
-  ck_assert_int_eq(q_i64("SELECT count(*) FROM audit", NULL, NULL), 1);
+  ck_assert_int_eq(q_i64("SELECT count(*) FROM audit WHERE debit_id IS NOT NULL", NULL, NULL), 1);
   check_invariant(uid);
 }
 END_TEST
@@ -444,11 +444,11 @@ START_TEST(test_ledger_pagination) {
                      LC_OK);
     ck_assert_int_eq(credit_ledger_commit(g_pool, r.id, uid, uid, &d, err), LC_OK);
   }
-  /* 5 entries: bonus + 4 debits; pages of 2 -> 2, 2, 1. */
+  /* 9 entries: bonus + 4 x (reservation, debit); pages of 2 -> 2, 2, 2, 2, 1. */
   json_t *items = NULL;
   char *next = NULL, *cur = NULL;
   int seen = 0, pages = 0;
-  char ids[5][37];
+  char ids[9][37];
   do {
     ck_assert_int_eq(credit_ledger_list(g_pool, uid, 2, cur, &items, &next, err), LC_OK);
     free(cur);
@@ -456,13 +456,13 @@ START_TEST(test_ledger_pagination) {
     pages++;
     for (size_t i = 0; i < json_array_size(items); i++) {
       json_t *it = json_array_get(items, i);
-      ck_assert_int_lt(seen, 5);
+      ck_assert_int_lt(seen, 9);
       lc_strlcpy(ids[seen], json_string_value(json_object_get(it, "id")), 37);
       for (int k = 0; k < seen; k++)
         ck_assert_str_ne(ids[k], ids[seen]);
       seen++;
     }
-    if (seen == 5) {
+    if (seen == 9) {
       json_t *last = json_array_get(items, json_array_size(items) - 1);
       ck_assert_str_eq(json_string_value(json_object_get(last, "kind")), "signup_bonus");
       ck_assert_int_eq(json_integer_value(json_object_get(last, "balance_after")), 50);
@@ -475,8 +475,8 @@ START_TEST(test_ledger_pagination) {
     }
     json_decref(items);
   } while (cur != NULL && pages < 10);
-  ck_assert_int_eq(seen, 5);
-  ck_assert_int_eq(pages, 3);
+  ck_assert_int_eq(seen, 9);
+  ck_assert_int_eq(pages, 5);
   ck_assert_int_eq(credit_ledger_list(g_pool, uid, 2, "garbage", &items, &next, err),
                    LC_ERR_PARAM);
   ck_assert_int_eq(credit_ledger_list(g_pool, uid, 0, NULL, &items, &next, err), LC_ERR_PARAM);
@@ -502,7 +502,7 @@ START_TEST(test_audit_query) {
   json_t *items = NULL;
   char *next = NULL;
   ck_assert_int_eq(credit_ledger_audit(g_pool, &q, &items, &next, err), LC_OK);
-  ck_assert_int_eq(json_array_size(items), 2);
+  ck_assert_int_eq(json_array_size(items), 4); /* 2 x (reservation, debit) */
   ck_assert_ptr_null(next);
   json_t *it = json_array_get(items, 0);
   ck_assert_str_eq(json_string_value(json_object_get(it, "user_id")), u1);
@@ -516,15 +516,15 @@ START_TEST(test_audit_query) {
   ck_assert_int_eq(json_array_size(items), 1);
   ck_assert_ptr_null(next);
   json_decref(items);
-  q = (credit_audit_query){NULL, NULL, NULL, NULL, NULL, 2};
+  q = (credit_audit_query){NULL, NULL, NULL, NULL, NULL, 4};
   ck_assert_int_eq(credit_ledger_audit(g_pool, &q, &items, &next, err), LC_OK);
-  ck_assert_int_eq(json_array_size(items), 2);
+  ck_assert_int_eq(json_array_size(items), 4);
   ck_assert_ptr_nonnull(next);
   json_decref(items);
   q.cursor = next;
   char *next2 = NULL;
   ck_assert_int_eq(credit_ledger_audit(g_pool, &q, &items, &next2, err), LC_OK);
-  ck_assert_int_eq(json_array_size(items), 1);
+  ck_assert_int_eq(json_array_size(items), 2);
   ck_assert_ptr_null(next2);
   json_decref(items);
   free(next);
@@ -900,15 +900,40 @@ START_TEST(test_http_flow) {
                    400);
   snprintf(path, sizeof(path), "/internal/ledger?user_id=%s&limit=100", uid);
   ck_assert_int_eq(call("", "system", "", "GET", path, NULL, &j), 200);
-  ck_assert_int_eq(json_array_size(json_object_get(j, "items")), 6);
+  ck_assert_int_eq(json_array_size(json_object_get(j, "items")), 11); /* bonus + 5 x 2 */
   ck_assert(json_is_null(json_object_get(j, "next_cursor")));
   json_decref(j);
   ck_assert_int_eq(call(other, "user", "full", "GET", path, NULL, NULL), 403);
   snprintf(path, sizeof(path), "/v1/admin/audit?user_id=%s", uid);
   ck_assert_int_eq(call(uid, "user", "full", "GET", path, NULL, NULL), 403);
   ck_assert_int_eq(call(other, "admin", "full", "GET", path, NULL, &j), 200);
+  ck_assert_int_eq(json_array_size(json_object_get(j, "items")), 10); /* 5 x (reserve, debit) */
+  json_decref(j);
+  /* Admin top-up: admin only, strict body, 201 {entry_id, balance}. */
+  snprintf(path, sizeof(path), "/v1/admin/users/%s/credits", uid);
+  ck_assert_int_eq(call(uid, "user", "full", "POST", path, "{\"amount\":5,\"reason\":\"r\"}",
+                        NULL), 403);
+  ck_assert_int_eq(call(other, "admin", "full", "POST", path, "{\"amount\":1.5,\"reason\":\"r\"}",
+                        NULL), 400);
+  ck_assert_int_eq(call(other, "admin", "full", "POST", "/v1/admin/users/nope/credits",
+                        "{\"amount\":5,\"reason\":\"r\"}", NULL), 400);
+  ck_assert_int_eq(call(other, "admin", "full", "POST", path, "{\"amount\":5,\"reason\":\"r\"}",
+                        &j), 201);
+  ck_assert_int_eq(json_integer_value(json_object_get(j, "balance")), 5);
+  ck_assert(lc_uuid_valid(json_string_value(json_object_get(j, "entry_id"))));
+  json_decref(j);
+  /* Contract C: balances and debits for admin/system only. */
+  snprintf(path, sizeof(path), "/internal/balances?user_ids=%s,%s", uid, other);
+  ck_assert_int_eq(call(uid, "user", "full", "GET", path, NULL, NULL), 403);
+  ck_assert_int_eq(call("", "system", "", "GET", path, NULL, &j), 200);
+  ck_assert_int_eq(json_integer_value(json_object_get(json_array_get(json_object_get(j, "items"),
+                                                                     0), "balance")), 5);
+  json_decref(j);
+  ck_assert_int_eq(call("", "system", "", "GET", "/internal/balances?user_ids=x", NULL, NULL), 400);
+  ck_assert_int_eq(call("", "system", "", "GET", "/internal/debits?limit=100", NULL, &j), 200);
   ck_assert_int_eq(json_array_size(json_object_get(j, "items")), 5);
   json_decref(j);
+  ck_assert_int_eq(call("", "system", "", "GET", "/internal/debits?since=x", NULL, NULL), 400);
   ck_assert_int_eq(call(other, "admin", "full", "GET", "/v1/admin/audit?since=today", NULL, NULL),
                    400);
   /* request_id in the body (SPEC §4) is recorded; a malformed one is rejected. */
@@ -924,7 +949,7 @@ START_TEST(test_http_flow) {
   json_decref(j);
   ck_assert_int_eq(call(other, "service", "read", "POST", path, NULL, NULL), 200);
   ck_assert_int_eq(q_i64("SELECT count(*) FROM audit WHERE request_id = 'req-body-1' AND user_id ="
-                         " $1::uuid AND actor = $1::text",
+                         " $1::uuid AND actor = $1::text AND debit_id IS NOT NULL",
                          other, NULL),
                    1);
   check_invariant(uid);

@@ -54,6 +54,13 @@ static int add_client_header(const struct _u_request *req, const char *name,
 
 int gw_proxy_forward(const gw_upstream *up, const struct _u_request *req, const lc_identity *id,
                      int pass_cookie, struct _u_response *resp, char err[LC_ERR_LEN]) {
+  return gw_proxy_forward_ex(up, req, id, pass_cookie, NULL, NULL, resp, err);
+}
+
+int gw_proxy_forward_ex(const gw_upstream *up, const struct _u_request *req,
+                        const lc_identity *id, int pass_cookie, const char *client_ip,
+                        const char *const *extra, struct _u_response *resp,
+                        char err[LC_ERR_LEN]) {
   const char *path = req->http_url;
   if (path == NULL || path[0] != '/')
     return lc_err_set(err, LC_ERR_PARAM, "bad request target");
@@ -76,8 +83,14 @@ int gw_proxy_forward(const gw_upstream *up, const struct _u_request *req, const 
   if (pass_cookie)
     n = add_client_header(req, "Cookie", lines, n);
   char ip[64];
-  gw_proxy_client_ip(req, ip, sizeof(ip));
+  if (client_ip != NULL)
+    lc_strlcpy(ip, client_ip, sizeof(ip));
+  else
+    gw_proxy_client_ip(req, ip, sizeof(ip));
   snprintf(lines[n++], GW_HDR_LINE, "X-Client-IP: %s", ip);
+  for (int i = 0; extra != NULL && extra[i] != NULL && n < GW_MAX_FWD_HDR - 1; i++)
+    if (strpbrk(extra[i], "\r\n") == NULL)
+      snprintf(lines[n++], GW_HDR_LINE, "%s", extra[i]);
   /* Disable curl's "Expect: 100-continue" round trip for bodies. */
   snprintf(lines[n++], GW_HDR_LINE, "Expect:");
 
@@ -106,8 +119,11 @@ int gw_proxy_forward(const gw_upstream *up, const struct _u_request *req, const 
     return rc;
   }
 
-  ulfius_set_binary_body_response(resp, (unsigned int)hres.status, hres.body ? hres.body : "",
-                                  hres.len);
+  /* ulfius refuses an empty body (and then leaves the status alone): set
+   * the status ourselves so a 204 stays a 204. */
+  if (hres.body != NULL && hres.len > 0)
+    ulfius_set_binary_body_response(resp, (unsigned int)hres.status, hres.body, hres.len);
+  resp->status = hres.status;
   char val[GW_HDR_LINE];
   for (int i = 0; FWD_RESP_HEADERS[i] != NULL; i++) {
     if (lc_http_resp_header(&hres, FWD_RESP_HEADERS[i], val, sizeof(val)) == LC_OK)

@@ -1,6 +1,14 @@
-/* gw_routes.c - see gw_routes.h. */
+/* gw_routes.c - see gw_routes.h.
+ *
+ * One dispatch callback per route row, in this order: refuse credentials in
+ * the query string (400) -> per-IP rate limit (429) -> authenticate (401 /
+ * 503 while an API key cannot be checked) -> authorise (403) -> per-account
+ * rate limit (429) -> forward with the signed identity (and, for sessions,
+ * X-Auth-Jti / X-Auth-Exp). */
 #include "gw_routes.h"
 
+#include <jansson.h>
+#include <stdio.h>
 #include <string.h>
 #include <time.h>
 
@@ -12,43 +20,52 @@
 /* The public API of SPEC §3: one row per route. */
 static const gw_route ROUTES[] = {
     /* auth-svc */
-    {"POST", "/v1/auth/signup", GW_UP_AUTH, GW_ACCESS_PUBLIC, GW_KEYS_NONE, 0},
-    {"POST", "/v1/auth/login", GW_UP_AUTH, GW_ACCESS_PUBLIC, GW_KEYS_NONE, 0},
-    {"POST", "/v1/auth/refresh", GW_UP_AUTH, GW_ACCESS_PUBLIC, GW_KEYS_NONE, 1},
-    {"POST", "/v1/auth/logout", GW_UP_AUTH, GW_ACCESS_USER, GW_KEYS_NONE, 1},
-    {"POST", "/v1/auth/password", GW_UP_AUTH, GW_ACCESS_USER, GW_KEYS_NONE, 0},
-    {"GET", "/v1/auth/oauth/:provider/start", GW_UP_AUTH, GW_ACCESS_PUBLIC, GW_KEYS_NONE, 0},
-    {"GET", "/v1/auth/oauth/:provider/callback", GW_UP_AUTH, GW_ACCESS_PUBLIC, GW_KEYS_NONE, 1},
-    {"GET", "/v1/me", GW_UP_AUTH, GW_ACCESS_USER, GW_KEYS_READ, 0},
-    {"GET", "/v1/admin/users", GW_UP_AUTH, GW_ACCESS_ADMIN, GW_KEYS_READ, 0},
-    {"GET", "/v1/admin/users/:id", GW_UP_AUTH, GW_ACCESS_ADMIN, GW_KEYS_READ, 0},
-    {"PATCH", "/v1/admin/users/:id", GW_UP_AUTH, GW_ACCESS_ADMIN, GW_KEYS_WRITE, 0},
-    {"POST", "/v1/admin/users/:id/revoke-tokens", GW_UP_AUTH, GW_ACCESS_ADMIN, GW_KEYS_WRITE, 0},
-    {"POST", "/v1/admin/api-keys", GW_UP_AUTH, GW_ACCESS_ADMIN, GW_KEYS_NONE, 0},
-    {"GET", "/v1/admin/api-keys", GW_UP_AUTH, GW_ACCESS_ADMIN, GW_KEYS_READ, 0},
-    {"DELETE", "/v1/admin/api-keys/:id", GW_UP_AUTH, GW_ACCESS_ADMIN, GW_KEYS_NONE, 0},
+    {"POST", "/v1/auth/signup", GW_UP_AUTH, GW_ACCESS_PUBLIC, GW_KEYS_NONE, 0, GW_RL_SIGNUP},
+    {"POST", "/v1/auth/login", GW_UP_AUTH, GW_ACCESS_PUBLIC, GW_KEYS_NONE, 0, GW_RL_LOGIN},
+    {"POST", "/v1/auth/refresh", GW_UP_AUTH, GW_ACCESS_PUBLIC, GW_KEYS_NONE, 1, GW_RL_REFRESH},
+    {"POST", "/v1/auth/logout", GW_UP_AUTH, GW_ACCESS_USER, GW_KEYS_NONE, 1, GW_RL_NONE},
+    {"POST", "/v1/auth/password", GW_UP_AUTH, GW_ACCESS_USER, GW_KEYS_NONE, 0, GW_RL_PASSWORD},
+    {"GET", "/v1/auth/oauth/:provider/start", GW_UP_AUTH, GW_ACCESS_PUBLIC, GW_KEYS_NONE, 0,
+     GW_RL_NONE},
+    {"GET", "/v1/auth/oauth/:provider/callback", GW_UP_AUTH, GW_ACCESS_PUBLIC, GW_KEYS_NONE, 1,
+     GW_RL_NONE},
+    {"GET", "/v1/me", GW_UP_AUTH, GW_ACCESS_USER, GW_KEYS_READ, 0, GW_RL_NONE},
+    {"GET", "/v1/admin/users", GW_UP_AUTH, GW_ACCESS_ADMIN, GW_KEYS_READ, 0, GW_RL_NONE},
+    {"GET", "/v1/admin/users/:id", GW_UP_AUTH, GW_ACCESS_ADMIN, GW_KEYS_READ, 0, GW_RL_NONE},
+    {"PATCH", "/v1/admin/users/:id", GW_UP_AUTH, GW_ACCESS_ADMIN, GW_KEYS_WRITE, 0, GW_RL_NONE},
+    {"POST", "/v1/admin/users/:id/revoke-tokens", GW_UP_AUTH, GW_ACCESS_ADMIN, GW_KEYS_WRITE, 0,
+     GW_RL_NONE},
+    {"POST", "/v1/admin/api-keys", GW_UP_AUTH, GW_ACCESS_ADMIN, GW_KEYS_NONE, 0, GW_RL_NONE},
+    {"GET", "/v1/admin/api-keys", GW_UP_AUTH, GW_ACCESS_ADMIN, GW_KEYS_READ, 0, GW_RL_NONE},
+    {"DELETE", "/v1/admin/api-keys/:id", GW_UP_AUTH, GW_ACCESS_ADMIN, GW_KEYS_NONE, 0, GW_RL_NONE},
     /* credit-svc */
-    {"GET", "/v1/credits", GW_UP_CREDIT, GW_ACCESS_USER, GW_KEYS_READ, 0},
-    {"GET", "/v1/credits/ledger", GW_UP_CREDIT, GW_ACCESS_USER, GW_KEYS_READ, 0},
-    {"POST", "/v1/payments/checkout", GW_UP_CREDIT, GW_ACCESS_USER, GW_KEYS_NONE, 0},
-    {"POST", "/v1/payments/webhooks/stripe", GW_UP_CREDIT, GW_ACCESS_PUBLIC, GW_KEYS_NONE, 0},
-    {"POST", "/v1/payments/webhooks/razorpay", GW_UP_CREDIT, GW_ACCESS_PUBLIC, GW_KEYS_NONE, 0},
-    {"POST", "/v1/admin/users/:id/credits", GW_UP_CREDIT, GW_ACCESS_ADMIN, GW_KEYS_WRITE, 0},
-    {"GET", "/v1/admin/audit", GW_UP_CREDIT, GW_ACCESS_ADMIN, GW_KEYS_READ, 0},
+    {"GET", "/v1/credits", GW_UP_CREDIT, GW_ACCESS_USER, GW_KEYS_READ, 0, GW_RL_NONE},
+    {"GET", "/v1/credits/ledger", GW_UP_CREDIT, GW_ACCESS_USER, GW_KEYS_READ, 0, GW_RL_NONE},
+    {"POST", "/v1/payments/checkout", GW_UP_CREDIT, GW_ACCESS_USER, GW_KEYS_NONE, 0,
+     GW_RL_CHECKOUT},
+    {"POST", "/v1/payments/webhooks/stripe", GW_UP_CREDIT, GW_ACCESS_PUBLIC, GW_KEYS_NONE, 0,
+     GW_RL_WEBHOOK},
+    {"POST", "/v1/payments/webhooks/razorpay", GW_UP_CREDIT, GW_ACCESS_PUBLIC, GW_KEYS_NONE, 0,
+     GW_RL_WEBHOOK},
+    {"POST", "/v1/admin/users/:id/credits", GW_UP_CREDIT, GW_ACCESS_ADMIN, GW_KEYS_WRITE, 0,
+     GW_RL_NONE},
+    {"GET", "/v1/admin/audit", GW_UP_CREDIT, GW_ACCESS_ADMIN, GW_KEYS_READ, 0, GW_RL_NONE},
     /* storage-svc */
-    {"POST", "/v1/files", GW_UP_STORAGE, GW_ACCESS_USER, GW_KEYS_WRITE, 0},
-    {"GET", "/v1/files", GW_UP_STORAGE, GW_ACCESS_USER, GW_KEYS_READ, 0},
-    {"GET", "/v1/files/:id", GW_UP_STORAGE, GW_ACCESS_USER, GW_KEYS_READ, 0},
-    {"GET", "/v1/files/:id/content", GW_UP_STORAGE, GW_ACCESS_USER, GW_KEYS_READ, 0},
-    {"DELETE", "/v1/files/:id", GW_UP_STORAGE, GW_ACCESS_USER, GW_KEYS_WRITE, 0},
-    {"POST", "/v1/reports", GW_UP_STORAGE, GW_ACCESS_USER, GW_KEYS_WRITE, 0},
-    {"GET", "/v1/reports", GW_UP_STORAGE, GW_ACCESS_USER, GW_KEYS_READ, 0},
-    {"GET", "/v1/reports/:id", GW_UP_STORAGE, GW_ACCESS_USER, GW_KEYS_READ, 0},
-    {"GET", "/v1/reports/:id/download", GW_UP_STORAGE, GW_ACCESS_USER, GW_KEYS_READ, 0},
-    {"GET", "/v1/service/metadata/:file_id", GW_UP_STORAGE, GW_ACCESS_USER, GW_KEYS_ONLY, 0},
+    {"POST", "/v1/files", GW_UP_STORAGE, GW_ACCESS_USER, GW_KEYS_WRITE, 0, GW_RL_NONE},
+    {"GET", "/v1/files", GW_UP_STORAGE, GW_ACCESS_USER, GW_KEYS_READ, 0, GW_RL_NONE},
+    {"GET", "/v1/files/:id", GW_UP_STORAGE, GW_ACCESS_USER, GW_KEYS_READ, 0, GW_RL_NONE},
+    {"GET", "/v1/files/:id/content", GW_UP_STORAGE, GW_ACCESS_USER, GW_KEYS_READ, 0, GW_RL_NONE},
+    {"DELETE", "/v1/files/:id", GW_UP_STORAGE, GW_ACCESS_USER, GW_KEYS_WRITE, 0, GW_RL_NONE},
+    {"POST", "/v1/reports", GW_UP_STORAGE, GW_ACCESS_USER, GW_KEYS_WRITE, 0, GW_RL_NONE},
+    {"GET", "/v1/reports", GW_UP_STORAGE, GW_ACCESS_USER, GW_KEYS_READ, 0, GW_RL_NONE},
+    {"GET", "/v1/reports/:id", GW_UP_STORAGE, GW_ACCESS_USER, GW_KEYS_READ, 0, GW_RL_NONE},
+    {"GET", "/v1/reports/:id/download", GW_UP_STORAGE, GW_ACCESS_USER, GW_KEYS_READ, 0,
+     GW_RL_NONE},
+    {"GET", "/v1/service/metadata/:file_id", GW_UP_STORAGE, GW_ACCESS_USER, GW_KEYS_ONLY, 0,
+     GW_RL_NONE},
     /* chain-svc */
-    {"GET", "/v1/admin/chain", GW_UP_CHAIN, GW_ACCESS_ADMIN, GW_KEYS_READ, 0},
-    {"GET", "/v1/admin/reconcile", GW_UP_CHAIN, GW_ACCESS_ADMIN, GW_KEYS_READ, 0},
+    {"GET", "/v1/admin/chain", GW_UP_CHAIN, GW_ACCESS_ADMIN, GW_KEYS_READ, 0, GW_RL_NONE},
+    {"GET", "/v1/admin/reconcile", GW_UP_CHAIN, GW_ACCESS_ADMIN, GW_KEYS_READ, 0, GW_RL_NONE},
 };
 
 #define NROUTES (sizeof(ROUTES) / sizeof(ROUTES[0]))
@@ -65,14 +82,131 @@ const gw_route *gw_routes_table(size_t *n) {
   return ROUTES;
 }
 
+static int is_one_of(const char *s, const char *a, const char *b) {
+  return strcmp(s, a) == 0 || (b != NULL && strcmp(s, b) == 0);
+}
+
 int gw_routes_authorize(const gw_route *r, const lc_identity *id) {
   if (r->access == GW_ACCESS_PUBLIC)
     return LC_OK;
   if (id == NULL || id->user_id[0] == '\0')
     return LC_ERR_UNAUTH;
-  if (r->access == GW_ACCESS_ADMIN && strcmp(id->role, "admin") != 0)
-    return LC_ERR_FORBIDDEN;
+  int session = strcmp(id->scope, "full") == 0;
+  if (session) {
+    if (r->keys == GW_KEYS_ONLY)
+      return LC_ERR_FORBIDDEN; /* machine endpoint: API keys only */
+    if (!is_one_of(id->role, "admin", "user"))
+      return LC_ERR_FORBIDDEN;
+  } else {
+    switch (r->keys) {
+    case GW_KEYS_READ:
+    case GW_KEYS_ONLY:
+      if (!is_one_of(id->scope, "read", "admin"))
+        return LC_ERR_FORBIDDEN;
+      break;
+    case GW_KEYS_WRITE:
+      if (!is_one_of(id->scope, "write", "admin"))
+        return LC_ERR_FORBIDDEN;
+      break;
+    default: /* GW_KEYS_NONE: sessions only */
+      return LC_ERR_FORBIDDEN;
+    }
+    if (!is_one_of(id->role, "admin", "user") && strcmp(id->role, "service") != 0)
+      return LC_ERR_FORBIDDEN;
+  }
+  if (r->access == GW_ACCESS_ADMIN) {
+    if (strcmp(id->role, "admin") != 0)
+      return LC_ERR_FORBIDDEN;
+    if (!session && strcmp(id->scope, "admin") != 0)
+      return LC_ERR_FORBIDDEN;
+  }
   return LC_OK;
+}
+
+/* Value of cookie name in a Cookie header into out; 1 when found. */
+static int cookie_value(const char *hdr, const char *name, char *out, size_t outsz) {
+  size_t nl = strlen(name);
+  const char *p = hdr;
+  while (p != NULL && *p != '\0') {
+    while (*p == ' ' || *p == ';')
+      p++;
+    const char *end = strchr(p, ';');
+    size_t len = end != NULL ? (size_t)(end - p) : strlen(p);
+    if (len > nl && strncmp(p, name, nl) == 0 && p[nl] == '=') {
+      size_t vl = len - nl - 1;
+      if (vl + 1 > outsz)
+        return 0;
+      memcpy(out, p + nl + 1, vl);
+      out[vl] = '\0';
+      return 1;
+    }
+    p = end;
+  }
+  return 0;
+}
+
+void gw_routes_account_key(gw_rl_class cls, const char *body, size_t body_len,
+                           const char *cookie_header, const char *user_id, char *out,
+                           size_t outsz) {
+  out[0] = '\0';
+  if (cls == GW_RL_PASSWORD || cls == GW_RL_CHECKOUT) {
+    if (user_id != NULL)
+      lc_strlcpy(out, user_id, outsz);
+    return;
+  }
+  if (cls != GW_RL_LOGIN && cls != GW_RL_REFRESH)
+    return;
+  json_t *j = NULL;
+  if (body != NULL && body_len > 0) {
+    json_error_t jerr;
+    j = json_loadb(body, body_len, 0, &jerr);
+  }
+  const json_t *v = json_object_get(j, cls == GW_RL_LOGIN ? "email" : "refresh_token");
+  if (cls == GW_RL_LOGIN && json_is_string(v)) {
+    /* lower-cased, trimmed: "Ann@X.com " and "ann@x.com" share a bucket */
+    const char *e = json_string_value(v);
+    while (*e == ' ' || *e == '\t')
+      e++;
+    size_t n = 0;
+    for (; e[n] != '\0' && n + 1 < outsz; n++)
+      out[n] = (char)((e[n] >= 'A' && e[n] <= 'Z') ? e[n] - 'A' + 'a' : e[n]);
+    while (n > 0 && (out[n - 1] == ' ' || out[n - 1] == '\t'))
+      n--;
+    out[n] = '\0';
+  } else if (cls == GW_RL_REFRESH) {
+    char tok[1024] = "";
+    if (json_is_string(v))
+      lc_strlcpy(tok, json_string_value(v), sizeof(tok));
+    else if (cookie_header != NULL)
+      cookie_value(cookie_header, "__Host-refresh", tok, sizeof(tok));
+    if (tok[0] != '\0' && outsz >= 65) {
+      uint8_t h[32];
+      lc_sha256(tok, strlen(tok), h);
+      lc_hex_encode(h, 32, out);
+    }
+  }
+  json_decref(j);
+}
+
+static const char *const RL_NAMES[GW_RL_COUNT] = {"none",     "signup",   "login",  "refresh",
+                                                  "password", "checkout", "webhook"};
+
+/* Takes a token from scope/key under lim; on refusal answers 429 with
+ * Retry-After. Returns 1 when the request may go on. */
+static int rl_take_or_429(const gw_ctx *ctx, const char *scope, const char *key,
+                          const gw_rl_limit *lim, struct _u_response *resp) {
+  int64_t retry = 0;
+  if (ctx->rl == NULL || lim->n < 1)
+    return 1;
+  if (gw_rl_take(ctx->rl, scope, key, lim, lc_mono_ms(), &retry) == LC_OK)
+    return 1;
+  char ra[24];
+  snprintf(ra, sizeof(ra), "%lld", (long long)retry);
+  lc_problem(resp, 429, "rate-limited", "too many requests; retry later");
+  u_map_put(resp->map_header, "Retry-After", ra);
+  lc_metric_add("gateway_rate_limited_total", 1);
+  lc_log_info("Security - rate limit %s hit", scope);
+  return 0;
 }
 
 /* Priority LC_PRIO_LIMITS + request id and security headers on every answer. */
@@ -87,6 +221,10 @@ static int cb_security_headers(const struct _u_request *req, struct _u_response 
   u_map_put(resp->map_header, "X-Content-Type-Options", "nosniff");
   u_map_put(resp->map_header, "Referrer-Policy", "no-referrer");
   u_map_put(resp->map_header, "Cache-Control", "no-store");
+  /* JSON API: nothing may be loaded, framed or executed from an answer. */
+  u_map_put(resp->map_header, "Content-Security-Policy",
+            "default-src 'none'; frame-ancestors 'none'");
+  u_map_put(resp->map_header, "X-Frame-Options", "DENY");
   return U_CALLBACK_CONTINUE;
 }
 
@@ -96,33 +234,91 @@ static int cb_dispatch(const struct _u_request *req, struct _u_response *resp, v
   const gw_ctx *ctx = b->ctx;
   char err[LC_ERR_LEN] = "";
 
-  lc_identity id;
-  memset(&id, 0, sizeof(id));
-  lc_strlcpy(id.role, "anon", sizeof(id.role));
+  gw_principal p;
+  memset(&p, 0, sizeof(p));
+  lc_strlcpy(p.id.role, "anon", sizeof(p.id.role));
   const char *rid = u_map_get_case(resp->map_header, "X-Request-Id");
-  lc_strlcpy(id.request_id, rid ? rid : lc_log_rid(), sizeof(id.request_id));
+  lc_strlcpy(p.id.request_id, rid ? rid : lc_log_rid(), sizeof(p.id.request_id));
+
+  /* Credentials never travel in the URL (they would land in logs/history). */
+  const char *q = req->http_url != NULL ? strchr(req->http_url, '?') : NULL;
+  if (q != NULL && gw_authn_query_has_credential(q + 1)) {
+    lc_log_info("Security - credential in the query string refused on %s %s", req->http_verb,
+                req->url_path);
+    return lc_problem(resp, 400, "credential-in-query",
+                      "credentials are accepted only in the Authorization or X-API-Key header");
+  }
+
+  /* Client address: the socket's peer, or the trusted proxy's last hop. */
+  char peer[64], ip[64];
+  gw_proxy_client_ip(req, peer, sizeof(peer));
+  gw_rl_client_ip(peer, u_map_get_case(req->map_header, "X-Forwarded-For"), ctx->trusted_proxy,
+                  ip, sizeof(ip));
+
+  const gw_rl_rule *rule = &ctx->rules[r->rl];
+  char scope[48];
+  if (r->rl != GW_RL_NONE) {
+    snprintf(scope, sizeof(scope), "%s:ip", RL_NAMES[r->rl]);
+    if (!rl_take_or_429(ctx, scope, ip, &rule->ip, resp))
+      return U_CALLBACK_COMPLETE;
+  }
 
   if (r->access != GW_ACCESS_PUBLIC) {
-    const char *authz = NULL;
-    int rc = gw_authn_header(req, &authz, err);
+    if (ctx->require_revocations && ctx->revocations_loaded != NULL &&
+        !ctx->revocations_loaded(ctx->revocations_ud))
+      return lc_problem(resp, 503, "not-ready",
+                        "the gateway is still loading the revocation list; retry shortly");
+    const char *authz = NULL, *apikey = NULL;
+    int rc = gw_authn_headers(req, &authz, &apikey, err);
     if (rc == LC_OK)
-      rc = gw_authn_verify(&ctx->authn, authz, (int64_t)time(NULL), &id, err);
+      rc = gw_authn_credentials(&ctx->authn, authz, apikey, (int64_t)time(NULL), lc_mono_ms(),
+                                &p, err);
+    if (rc == LC_ERR_UNAVAIL) {
+      lc_log_error("gw_dispatch - %s", err);
+      return lc_problem(resp, 503, "upstream-unavailable",
+                        "credentials cannot be checked right now; retry shortly");
+    }
     if (rc != LC_OK) {
       lc_log_info("Security - rejected credentials on %s %s: %s", req->http_verb, req->url_path,
                   err);
+      lc_metric_add("gateway_auth_rejected_total", 1);
       u_map_put(resp->map_header, "WWW-Authenticate", "Bearer realm=\"api\"");
       return lc_problem(resp, 401, "unauthorized", "missing, invalid or expired credentials");
     }
-    lc_strlcpy(id.request_id, rid ? rid : lc_log_rid(), sizeof(id.request_id));
+    lc_strlcpy(p.id.request_id, rid ? rid : lc_log_rid(), sizeof(p.id.request_id));
   }
-  int az = gw_routes_authorize(r, &id);
-  if (az == LC_ERR_FORBIDDEN)
+  int az = gw_routes_authorize(r, &p.id);
+  if (az == LC_ERR_FORBIDDEN) {
+    lc_log_info("Security - %s %s refused for role %s scope %s", req->http_verb, req->url_path,
+                p.id.role, p.id.scope);
     return lc_problem(resp, 403, "forbidden", "this action needs another role or scope");
+  }
   if (az != LC_OK)
     return lc_problem(resp, 401, "unauthorized", "missing, invalid or expired credentials");
 
+  if (r->rl != GW_RL_NONE && rule->account.n > 0) {
+    char acct[256];
+    gw_routes_account_key(r->rl, req->binary_body, req->binary_body_length,
+                          r->pass_cookie ? u_map_get_case(req->map_header, "Cookie") : NULL,
+                          p.id.user_id, acct, sizeof(acct));
+    snprintf(scope, sizeof(scope), "%s:account", RL_NAMES[r->rl]);
+    if (acct[0] != '\0' && !rl_take_or_429(ctx, scope, acct, &rule->account, resp))
+      return U_CALLBACK_COMPLETE;
+  }
+
+  /* The verified session's token id and expiry (auth-svc's logout revokes
+   * exactly this token). Never taken from the client. */
+  char jti_line[64], exp_line[48];
+  const char *extra[3] = {NULL, NULL, NULL};
+  if (r->access != GW_ACCESS_PUBLIC && !p.is_key && p.jti[0] != '\0') {
+    snprintf(jti_line, sizeof(jti_line), "X-Auth-Jti: %s", p.jti);
+    snprintf(exp_line, sizeof(exp_line), "X-Auth-Exp: %lld", (long long)p.exp);
+    extra[0] = jti_line;
+    extra[1] = exp_line;
+  }
+
   const gw_upstream *up = &ctx->up[r->up];
-  int rc = gw_proxy_forward(up, req, &id, r->pass_cookie, resp, err);
+  int rc = gw_proxy_forward_ex(up, req, &p.id, r->pass_cookie, ip, extra, resp, err);
   if (rc == LC_OK) {
     lc_metric_add("gateway_forwarded_total", 1);
     return U_CALLBACK_COMPLETE;
@@ -131,6 +327,10 @@ static int cb_dispatch(const struct _u_request *req, struct _u_response *resp, v
   lc_metric_add("gateway_upstream_errors_total", 1);
   if (rc == LC_ERR_TIMEOUT)
     return lc_problem(resp, 504, "upstream-timeout", "the service did not answer in time");
+  if (rc == LC_ERR_TOO_LARGE && strlen(req->http_url) > 1024)
+    return lc_problem(resp, 414, "uri-too-long", "the request target is too long");
+  if (rc == LC_ERR_TOO_LARGE)
+    return lc_problem(resp, 502, "bad-gateway", "the service answered more than the gateway relays");
   if (rc == LC_ERR_PARAM)
     return lc_problem(resp, 400, "bad-request", "malformed request target");
   return lc_problem(resp, 503, "upstream-unavailable", "the service is temporarily unavailable");

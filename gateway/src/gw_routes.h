@@ -10,6 +10,7 @@
 #include <ulfius.h>
 #include "gw_authn.h"
 #include "gw_proxy.h"
+#include "gw_ratelimit.h"
 #include "lc/err.h"
 
 typedef enum { GW_UP_AUTH = 0, GW_UP_CREDIT, GW_UP_STORAGE, GW_UP_CHAIN, GW_UP_COUNT } gw_up_id;
@@ -22,6 +23,21 @@ typedef enum { GW_ACCESS_PUBLIC = 0, GW_ACCESS_USER, GW_ACCESS_ADMIN } gw_access
  *   GW_KEYS_ONLY  - API keys only (read or admin scope), no session */
 typedef enum { GW_KEYS_NONE = 0, GW_KEYS_READ, GW_KEYS_WRITE, GW_KEYS_ONLY } gw_keys;
 
+/* Rate-limit class of a route (gw_ratelimit): which buckets a request takes
+ * a token from. IP = client address (socket, or the trusted proxy's last
+ * X-Forwarded-For hop); account = the email in a login body, the refresh
+ * token (body or cookie), or the verified user. */
+typedef enum {
+  GW_RL_NONE = 0,
+  GW_RL_SIGNUP,   /* per IP */
+  GW_RL_LOGIN,    /* per IP + per email */
+  GW_RL_REFRESH,  /* per IP + per refresh token */
+  GW_RL_PASSWORD, /* per IP + per user (login's limits: guesses of the current password) */
+  GW_RL_CHECKOUT, /* per IP + per user */
+  GW_RL_WEBHOOK,  /* per IP, a separate generous bucket (provider traffic) */
+  GW_RL_COUNT
+} gw_rl_class;
+
 typedef struct {
   const char *method;
   const char *path;   /* ulfius url format, ":x" = one segment */
@@ -29,11 +45,24 @@ typedef struct {
   gw_access access;
   gw_keys keys;
   int pass_cookie;    /* forward the Cookie header (refresh / OAuth state cookies) */
+  gw_rl_class rl;
 } gw_route;
+
+/* Limits per class: ip and account (account.n == 0: no per-account limit). */
+typedef struct {
+  gw_rl_limit ip;
+  gw_rl_limit account;
+} gw_rl_rule;
 
 typedef struct {
   gw_authn_ctx authn;
   gw_upstream up[GW_UP_COUNT];
+  gw_rl *rl;                     /* NULL = no rate limits */
+  gw_rl_rule rules[GW_RL_COUNT];
+  const char *trusted_proxy;     /* NULL/"" = none */
+  int (*revocations_loaded)(void *ud); /* NULL = always loaded */
+  void *revocations_ud;
+  int require_revocations;       /* 1 = 503 on authenticated routes until loaded */
 } gw_ctx;
 
 /* The static route table (borrowed). */
@@ -43,7 +72,25 @@ const gw_route *gw_routes_table(size_t *n);
  * inst. ctx must outlive the instance. */
 int gw_routes_register(struct _u_instance *inst, const gw_ctx *ctx, char err[LC_ERR_LEN]);
 
-/* Decides whether identity id may call route r: LC_OK, LC_ERR_UNAUTH or LC_ERR_FORBIDDEN. */
+/* Decides whether identity id may call route r: LC_OK, LC_ERR_UNAUTH or
+ * LC_ERR_FORBIDDEN. A session is scope "full"; anything else is an API key
+ * (scope read|write|admin, role = the owner's role). Rules:
+ *   public route            -> anyone;
+ *   no user                 -> LC_ERR_UNAUTH;
+ *   session on a KEYS_ONLY route, key on a KEYS_NONE route -> forbidden;
+ *   key scope: READ needs read|admin, WRITE needs write|admin, ONLY needs
+ *     read|admin;
+ *   admin route: role admin, and for a key also scope admin (a key never
+ *     exceeds its owner, and read/write keys are for user-level calls);
+ *   user route: role user, admin or service. */
 int gw_routes_authorize(const gw_route *r, const lc_identity *id);
+
+/* The per-account rate-limit key of a request of class cls (written into
+ * out; "" = none): login -> the lower-cased email of the JSON body;
+ * refresh -> hex SHA-256 of the refresh token (body "refresh_token" or the
+ * __Host-refresh cookie); password/checkout -> user_id. body may be NULL. */
+void gw_routes_account_key(gw_rl_class cls, const char *body, size_t body_len,
+                           const char *cookie_header, const char *user_id, char *out,
+                           size_t outsz);
 
 #endif

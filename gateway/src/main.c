@@ -1,12 +1,18 @@
-/* gateway - the only public listener: HTTPS (GnuTLS through ulfius/MHD),
- * verifies access JWTs with the public key alone, forwards to the owning
- * daemon with the identity signed by INTERNAL_SECRET. Stateless. */
+/* gateway - the only public listener: HTTPS (GnuTLS through ulfius/MHD, TLS
+ * 1.2+), verifies access JWTs with the public key alone and API keys through
+ * auth-svc (short cache), honours revocations (auth.events + the list loaded
+ * at start), rate-limits signup/login/refresh/payments, forwards to the
+ * owning daemon with the identity signed by INTERNAL_SECRET. No durable
+ * state: revocations, key cache and buckets live in memory. */
+#include <stdatomic.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
 #include "gw_routes.h"
+#include "gw_sync.h"
 #include "lc/cfg.h"
+#include "lc/http.h"
 #include "lc/log.h"
 #include "lc/svc.h"
 #include "lc/util.h"
@@ -29,8 +35,71 @@ static const lc_cfg_spec SPECS[] = {
     {"GW_IDLE_TIMEOUT", LC_CFG_INT, 1, 3600, "30", 0, "idle connection timeout (s)"},
     {"GW_UPSTREAM_TIMEOUT_MS", LC_CFG_INT, 100, 600000, "30000", 0, "per-request upstream timeout"},
     {"INTERNAL_SECRET", LC_CFG_SECRET, 64, 128, NULL, 1, "HMAC key for internal identity headers"},
+    {"AMQP_URL", LC_CFG_SECRET, 8, 1024, NULL, 1, "RabbitMQ URL (auth.events revocations)"},
+    {"GW_REVOCATIONS_REQUIRED", LC_CFG_BOOL, 0, 1, "1", 0,
+     "answer 503 on authenticated routes until the revocation list is loaded"},
+    {"GW_REVOKE_MAX", LC_CFG_INT, 16, 10000000, "200000", 0, "max revoked jti / user entries"},
+    {"GW_REVOKE_USER_TTL", LC_CFG_INT, 60, 31536000, "3600", 0,
+     "keep a user's not-before this long (s; >= access TTL + leeway)"},
+    {"GW_KEY_CACHE_MS", LC_CFG_INT, 0, 60000, "1000", 0, "API-key positive cache lifetime (ms)"},
+    {"GW_KEY_NEG_CACHE_MS", LC_CFG_INT, 0, 60000, "1000", 0, "API-key negative cache lifetime (ms)"},
+    {"GW_KEY_CACHE_MAX", LC_CFG_INT, 1, 1000000, "4096", 0, "API-key cache entries"},
+    {"GW_TRUSTED_PROXY", LC_CFG_STR, 0, 45, "", 0,
+     "IP of a reverse proxy whose last X-Forwarded-For hop is the client ('' = none)"},
+    {"GW_RL_TABLE", LC_CFG_INT, 64, 10000000, "65536", 0, "rate-limit buckets kept in memory"},
+    {"GW_RL_WINDOW_S", LC_CFG_INT, 1, 86400, "60", 0, "rate-limit window (s); limits below are per window"},
+    {"GW_RL_SIGNUP_IP", LC_CFG_INT, 1, 1000000, "5", 0, "signups per window per client IP"},
+    {"GW_RL_LOGIN_IP", LC_CFG_INT, 1, 1000000, "10", 0, "logins per window per client IP"},
+    {"GW_RL_LOGIN_ACCOUNT", LC_CFG_INT, 1, 1000000, "5", 0, "logins per window per email"},
+    {"GW_RL_REFRESH_IP", LC_CFG_INT, 1, 1000000, "30", 0, "refreshes per window per client IP"},
+    {"GW_RL_REFRESH_ACCOUNT", LC_CFG_INT, 1, 1000000, "10", 0,
+     "refreshes per window per refresh token"},
+    {"GW_RL_PASSWORD_ACCOUNT", LC_CFG_INT, 1, 1000000, "5", 0,
+     "password changes per window per user (per IP: GW_RL_LOGIN_IP)"},
+    {"GW_RL_CHECKOUT_IP", LC_CFG_INT, 1, 1000000, "20", 0, "checkouts per window per client IP"},
+    {"GW_RL_CHECKOUT_ACCOUNT", LC_CFG_INT, 1, 1000000, "10", 0, "checkouts per window per user"},
+    {"GW_RL_WEBHOOK_IP", LC_CFG_INT, 1, 10000000, "600", 0,
+     "payment webhooks per window per client IP (provider traffic)"},
     {"LOG_LEVEL", LC_CFG_STR, 4, 7, "info", 0, "error|warning|info|debug"},
 };
+
+static gw_sync g_sync;
+static gw_revoke g_rv;
+static gw_keycache g_keys;
+static gw_keys_upstream g_keys_up;
+static gw_rl g_rl;
+
+static int revocations_loaded(void *ud) { return gw_sync_loaded(ud); }
+
+/* /readyz: revocation list loaded and every upstream answers /healthz (the
+ * answer is cached for a second so probes cannot amplify load). */
+static int ready(void *ud) {
+  const gw_ctx *ctx = ud;
+  static _Atomic int64_t checked_ms = 0;
+  static atomic_int last_ok = 0;
+  if (!gw_sync_loaded(&g_sync))
+    return 0;
+  int64_t now = lc_mono_ms();
+  if (now - atomic_load(&checked_ms) < 1000)
+    return atomic_load(&last_ok);
+  int ok = 1;
+  for (int i = 0; i < GW_UP_COUNT && ok; i++) {
+    char url[320], err[LC_ERR_LEN];
+    snprintf(url, sizeof(url), "%s/healthz", ctx->up[i].base_url);
+    lc_http_req hr = {.method = "GET", .url = url, .timeout_ms = 1000, .max_resp = 4096};
+    lc_http_resp hres = {0};
+    ok = lc_http_do(&hr, &hres, err) == LC_OK && hres.status == 200;
+    lc_http_resp_free(&hres);
+  }
+  atomic_store(&last_ok, ok);
+  atomic_store(&checked_ms, now);
+  return ok;
+}
+
+static gw_rl_limit limit(const lc_cfg *cfg, const char *name) {
+  gw_rl_limit l = {lc_cfg_int(cfg, name), lc_cfg_int(cfg, "GW_RL_WINDOW_S") * 1000};
+  return l;
+}
 
 int main(void) {
   char err[LC_ERR_LEN] = "";
@@ -79,6 +148,60 @@ int main(void) {
     ctx.up[i].max_resp = 64u * 1024 * 1024;
   }
 
+  /* revocations, API keys, rate limits */
+  if (gw_revoke_init(&g_rv, (size_t)lc_cfg_int(cfg, "GW_REVOKE_MAX"), ctx.authn.leeway_s,
+                     lc_cfg_int(cfg, "GW_REVOKE_USER_TTL")) != LC_OK) {
+    lc_log_error("gateway - cannot initialise the revocation state");
+    goto out;
+  }
+  g_keys_up.auth_url = ctx.up[GW_UP_AUTH].base_url;
+  g_keys_up.secret = (const uint8_t *)secret;
+  g_keys_up.secret_len = strlen(secret);
+  g_keys_up.timeout_ms = 3000;
+  if (gw_keys_init(&g_keys, (size_t)lc_cfg_int(cfg, "GW_KEY_CACHE_MAX"),
+                   lc_cfg_int(cfg, "GW_KEY_CACHE_MS"), lc_cfg_int(cfg, "GW_KEY_NEG_CACHE_MS"),
+                   gw_keys_verify_http, &g_keys_up) != LC_OK ||
+      gw_rl_init(&g_rl, (size_t)lc_cfg_int(cfg, "GW_RL_TABLE")) != LC_OK) {
+    lc_log_error("gateway - cannot initialise the key cache / rate limits");
+    goto out;
+  }
+  ctx.authn.rv = &g_rv;
+  ctx.authn.keys = &g_keys;
+  ctx.rl = &g_rl;
+  ctx.trusted_proxy = lc_cfg_str(cfg, "GW_TRUSTED_PROXY");
+  if (ctx.trusted_proxy != NULL && ctx.trusted_proxy[0] != '\0') {
+    char norm[64];
+    gw_rl_client_ip(ctx.trusted_proxy, NULL, NULL, norm, sizeof(norm));
+    if (strcmp(norm, ctx.trusted_proxy) != 0) {
+      lc_log_error("gateway - GW_TRUSTED_PROXY: not a canonical IPv4/IPv6 address");
+      goto out;
+    }
+  }
+  ctx.rules[GW_RL_SIGNUP].ip = limit(cfg, "GW_RL_SIGNUP_IP");
+  ctx.rules[GW_RL_LOGIN].ip = limit(cfg, "GW_RL_LOGIN_IP");
+  ctx.rules[GW_RL_LOGIN].account = limit(cfg, "GW_RL_LOGIN_ACCOUNT");
+  ctx.rules[GW_RL_REFRESH].ip = limit(cfg, "GW_RL_REFRESH_IP");
+  ctx.rules[GW_RL_REFRESH].account = limit(cfg, "GW_RL_REFRESH_ACCOUNT");
+  ctx.rules[GW_RL_PASSWORD].ip = limit(cfg, "GW_RL_LOGIN_IP");
+  ctx.rules[GW_RL_PASSWORD].account = limit(cfg, "GW_RL_PASSWORD_ACCOUNT");
+  ctx.rules[GW_RL_CHECKOUT].ip = limit(cfg, "GW_RL_CHECKOUT_IP");
+  ctx.rules[GW_RL_CHECKOUT].account = limit(cfg, "GW_RL_CHECKOUT_ACCOUNT");
+  ctx.rules[GW_RL_WEBHOOK].ip = limit(cfg, "GW_RL_WEBHOOK_IP");
+  ctx.revocations_loaded = revocations_loaded;
+  ctx.revocations_ud = &g_sync;
+  ctx.require_revocations = lc_cfg_bool(cfg, "GW_REVOCATIONS_REQUIRED");
+
+  g_sync.amqp_url = lc_cfg_str(cfg, "AMQP_URL");
+  g_sync.auth_url = ctx.up[GW_UP_AUTH].base_url;
+  g_sync.secret = (const uint8_t *)secret;
+  g_sync.secret_len = strlen(secret);
+  g_sync.rv = &g_rv;
+  g_sync.keys = &g_keys;
+  if (gw_sync_start(&g_sync, err) != LC_OK) {
+    lc_log_error("gateway - %s", err);
+    goto out;
+  }
+
   size_t len = 0;
   if (lc_read_file(lc_cfg_str(cfg, "GW_TLS_CERT_FILE"), 1 << 20, &cert, &len, err) != LC_OK ||
       lc_read_file(lc_cfg_str(cfg, "GW_TLS_KEY_FILE"), 1 << 20, &key, &len, err) != LC_OK) {
@@ -92,7 +215,7 @@ int main(void) {
     goto out;
   }
   inst_ok = 1;
-  if (lc_svc_add_ops(&inst, "gateway", NULL, NULL) != LC_OK ||
+  if (lc_svc_add_ops(&inst, "gateway", ready, &ctx) != LC_OK ||
       gw_routes_register(&inst, &ctx, err) != LC_OK) {
     lc_log_error("gateway - route registration failed %s", err);
     goto out;
@@ -114,6 +237,10 @@ out:
     ulfius_stop_framework(&inst);
   if (inst_ok)
     ulfius_clean_instance(&inst);
+  gw_sync_stop(&g_sync);
+  gw_keys_free(&g_keys);
+  gw_revoke_free(&g_rv);
+  gw_rl_free(&g_rl);
   if (key != NULL) {
     memset(key, 0, strlen(key));
     free(key);

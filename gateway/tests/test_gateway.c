@@ -118,8 +118,10 @@ START_TEST(route_table_authorisation) {
   size_t n = 0;
   const gw_route *t = gw_routes_table(&n);
   ck_assert_uint_gt(n, 0);
-  lc_identity user = {.user_id = "0b8f4a4e-1c2d-4e5f-8a9b-0c1d2e3f4a5b", .role = "user"};
-  lc_identity admin = {.user_id = "0b8f4a4e-1c2d-4e5f-8a9b-0c1d2e3f4a5c", .role = "admin"};
+  lc_identity user = {.user_id = "0b8f4a4e-1c2d-4e5f-8a9b-0c1d2e3f4a5b", .role = "user",
+                      .scope = "full"};
+  lc_identity admin = {.user_id = "0b8f4a4e-1c2d-4e5f-8a9b-0c1d2e3f4a5c", .role = "admin",
+                       .scope = "full"};
   lc_identity anon = {.user_id = "", .role = "anon"};
   int saw_admin = 0;
   for (size_t i = 0; i < n; i++) {
@@ -129,6 +131,8 @@ START_TEST(route_table_authorisation) {
       ck_assert_int_eq(gw_routes_authorize(&t[i], &user), LC_ERR_FORBIDDEN);
       ck_assert_int_eq(gw_routes_authorize(&t[i], &admin), LC_OK);
     }
+    if (t[i].keys == GW_KEYS_ONLY) /* machine endpoint: no sessions */
+      ck_assert_int_eq(gw_routes_authorize(&t[i], &admin), LC_ERR_FORBIDDEN);
     if (t[i].access != GW_ACCESS_PUBLIC)
       ck_assert_int_eq(gw_routes_authorize(&t[i], &anon), LC_ERR_UNAUTH);
     /* only the auth routes and the signature-verified webhooks may be public */
@@ -147,8 +151,12 @@ START_TEST(route_table_authorisation) {
 }
 END_TEST
 
+/* test_edge.c: rate limits, client IP, key cache, revocations, scopes. */
+void add_edge_tests(Suite *s);
+
 int main(void) {
   Suite *s = suite_create("gateway");
+  add_edge_tests(s);
   TCase *tc = tcase_create("authn");
   tcase_add_checked_fixture(tc, setup, NULL);
   tcase_set_timeout(tc, 30);

@@ -3,8 +3,9 @@
  *
  * Every connection uses channel 1 only. A publisher waits for the broker's
  * basic.ack of each message (one in flight); a basic.return (mandatory,
- * unroutable), basic.nack, channel/connection close or timeout is reported
- * as an error and the publisher becomes unusable (close and reopen).
+ * unroutable) is reported as LC_ERR_NOTFOUND (the publisher stays usable);
+ * basic.nack, channel/connection close or timeout is reported as an error
+ * and the publisher becomes unusable (close and reopen).
  * The consumer acks only after its handler returns; see lc/amqp.h for the
  * handler contract and proto/topology.md for the wire topology.
  * Error texts carry host and port but never the URL's credentials. */
@@ -314,8 +315,8 @@ int lc_amqp_publish(lc_amqp_pub *pub, const char *exchange, const char *routing_
       amqp_basic_ack_t *a = f.payload.method.decoded;
       if (a->delivery_tag == tag || (a->multiple && a->delivery_tag >= tag)) {
         if (returned)
-          rc = lc_err_set(err, LC_ERR_IO, "lc_amqp_publish - unroutable (%s/%s): %s", exchange,
-                          routing_key, rtext);
+          rc = lc_err_set(err, LC_ERR_NOTFOUND, "lc_amqp_publish - unroutable (%s/%s): %s",
+                          exchange, routing_key, rtext);
         goto done;
       }
       break; /* confirm of an earlier tag */
@@ -386,6 +387,7 @@ static const char *const topo_exchanges[] = {"credit.events", "chain.events", "a
 static const struct topo_queue topo_queues[] = {
     {"chain-svc.debits", "credit.events", "credit.debit.committed"},
     {"credit-svc.chain-results", "chain.events", "chain.transfer.*"},
+    {"credit-svc.audit", "auth.events", "auth.audit"},
 };
 #define TOPO_DLX "dlx"
 
@@ -569,12 +571,46 @@ static void backoff_wait(int ms, atomic_bool *stop) {
   }
 }
 
-/* Runs one connection's consume loop until *stop or a connection error.
+/* Subscription of lc_amqp_consume_bound: a private queue bound to keys. */
+typedef struct {
+  const char *exchange;
+  const char *const *keys;
+  size_t nkeys;
+  void (*on_bound)(void *ud);
+} consume_bind;
+
+/* Declares the exchange (topic, durable: same arguments as the topology),
+ * a server-named exclusive auto-delete queue, and binds it to every key.
+ * The queue name goes into qname. */
+static int bind_private_queue(amqp_connection_state_t c, const consume_bind *b, char *qname,
+                              size_t qsz, char err[LC_ERR_LEN]) {
+  int rc = topo_exchange(c, b->exchange, "topic", err);
+  if (rc != LC_OK)
+    return rc;
+  amqp_queue_declare_ok_t *ok = amqp_queue_declare(c, AMQP_CHAN, amqp_empty_bytes, 0, 0, 1, 1,
+                                                   amqp_empty_table);
+  rc = rpc_check(c, "queue.declare (private)", err);
+  if (rc != LC_OK)
+    return rc;
+  if (ok == NULL || ok->queue.len == 0 || ok->queue.len >= qsz)
+    return lc_err_set(err, LC_ERR_IO, "queue.declare (private) - no queue name");
+  bytes_to_str(ok->queue, qname, qsz);
+  for (size_t i = 0; i < b->nkeys; i++) {
+    rc = topo_bind(c, qname, b->exchange, b->keys[i], err);
+    if (rc != LC_OK)
+      return rc;
+  }
+  return LC_OK;
+}
+
+/* Runs one connection's consume loop until *stop or a connection error
+ * (b != NULL: on a private queue bound first, see lc_amqp_consume_bound).
  * Returns LC_OK on stop, an error otherwise (already logged). */
 static int consume_session(const char *url, const char *queue, int prefetch, lc_amqp_handler fn,
-                           void *ud, atomic_bool *stop, int *started) {
+                           void *ud, atomic_bool *stop, int *started, const consume_bind *b) {
   amqp_connection_state_t c = NULL;
   char err[LC_ERR_LEN];
+  char qname[256];
   int healthy = 1;
   int rc;
 
@@ -583,6 +619,15 @@ static int consume_session(const char *url, const char *queue, int prefetch, lc_
   if (rc != LC_OK) {
     lc_log_warn("lc_amqp_consume - %s: %s", queue, err);
     return rc;
+  }
+  if (b != NULL) {
+    rc = bind_private_queue(c, b, qname, sizeof(qname), err);
+    if (rc != LC_OK) {
+      lc_log_warn("lc_amqp_consume - %s: %s", queue, err);
+      healthy = 0;
+      goto out;
+    }
+    queue = qname;
   }
   amqp_basic_qos(c, AMQP_CHAN, 0, (uint16_t)prefetch, 0);
   rc = rpc_check(c, "basic.qos", err);
@@ -597,6 +642,8 @@ static int consume_session(const char *url, const char *queue, int prefetch, lc_
     goto out;
   }
   *started = 1;
+  if (b != NULL && b->on_bound != NULL)
+    b->on_bound(ud);
   lc_log_info("lc_amqp_consume - consuming %s (prefetch %d)", queue, prefetch);
 
   while (!atomic_load(stop)) {
@@ -639,12 +686,10 @@ out:
 
 /* Blocks the calling thread; see lc/amqp.h. Unacked deliveries are
  * requeued by the broker when the connection closes. */
-int lc_amqp_consume(const char *url, const char *queue, int prefetch, lc_amqp_handler fn,
-                    void *ud, atomic_bool *stop) {
+static int consume_loop(const char *url, const char *queue, int prefetch, lc_amqp_handler fn,
+                        void *ud, atomic_bool *stop, const consume_bind *b) {
   int backoff = AMQP_BACKOFF_MIN_MS;
 
-  if (url == NULL || queue == NULL || fn == NULL || stop == NULL)
-    return LC_ERR_PARAM;
   if (prefetch < 1)
     prefetch = 1;
   if (prefetch > 65535)
@@ -652,7 +697,7 @@ int lc_amqp_consume(const char *url, const char *queue, int prefetch, lc_amqp_ha
 
   while (!atomic_load(stop)) {
     int started = 0;
-    int rc = consume_session(url, queue, prefetch, fn, ud, stop, &started);
+    int rc = consume_session(url, queue, prefetch, fn, ud, stop, &started, b);
     if (rc == LC_OK || atomic_load(stop))
       break;
     if (started)
@@ -661,6 +706,28 @@ int lc_amqp_consume(const char *url, const char *queue, int prefetch, lc_amqp_ha
     backoff = backoff * 2 > AMQP_BACKOFF_MAX_MS ? AMQP_BACKOFF_MAX_MS : backoff * 2;
   }
   return LC_OK;
+}
+
+int lc_amqp_consume(const char *url, const char *queue, int prefetch, lc_amqp_handler fn,
+                    void *ud, atomic_bool *stop) {
+  if (url == NULL || queue == NULL || fn == NULL || stop == NULL)
+    return LC_ERR_PARAM;
+  return consume_loop(url, queue, prefetch, fn, ud, stop, NULL);
+}
+
+int lc_amqp_consume_bound(const char *url, const char *exchange, const char *const *keys,
+                          size_t nkeys, int prefetch, void (*on_bound)(void *ud),
+                          lc_amqp_handler fn, void *ud, atomic_bool *stop) {
+  if (url == NULL || exchange == NULL || keys == NULL || nkeys == 0 || fn == NULL ||
+      stop == NULL)
+    return LC_ERR_PARAM;
+  for (size_t i = 0; i < nkeys; i++)
+    if (keys[i] == NULL)
+      return LC_ERR_PARAM;
+  consume_bind b = {exchange, keys, nkeys, on_bound};
+  char label[160];
+  snprintf(label, sizeof(label), "%s (private queue)", exchange);
+  return consume_loop(url, label, prefetch, fn, ud, stop, &b);
 }
 
 int lc_amqp_ping(const char *url) {

@@ -327,6 +327,13 @@ static int db_fail(PGconn *conn, PGresult *r, const char *what, char err[LC_ERR_
   else
     rc = LC_ERR_DB;
   PQclear(r);
+  if (rc == LC_ERR_CONFLICT) {
+    /* A conflict is an expected outcome callers may turn into a 409; keep
+     * constraint and table names out of text that could reach a client. */
+    lc_log_debug("%s - sqlstate %s: %s", what, st, msg);
+    lc_err_set(err, rc, "duplicate");
+    return rc;
+  }
   lc_err_set(err, rc, "%s - sqlstate %s: %s", what, st != NULL ? st : "-----", msg);
   if (rc == LC_ERR_DB)
     lc_log_error("%s - sqlstate %s: %s", what, st != NULL ? st : "-----", msg);

@@ -166,13 +166,14 @@ static int metric_name_ok(const char *s) {
   return 1;
 }
 
-void lc_metric_add(const char *series, uint64_t v) {
+/* Adds v to a series (set = 0) or replaces its value (set = 1, a gauge). */
+static void metric_update(const char *series, uint64_t v, int set) {
   size_t i;
   if (series == NULL || !metric_name_ok(series)) return;
   pthread_mutex_lock(&g_mlock);
   for (i = 0; i < g_nmetrics; i++) {
     if (strcmp(g_metrics[i].name, series) == 0) {
-      g_metrics[i].v += v;
+      g_metrics[i].v = set ? v : g_metrics[i].v + v;
       goto out;
     }
   }
@@ -184,6 +185,10 @@ void lc_metric_add(const char *series, uint64_t v) {
 out:
   pthread_mutex_unlock(&g_mlock);
 }
+
+void lc_metric_add(const char *series, uint64_t v) { metric_update(series, v, 0); }
+
+void lc_metric_set(const char *series, uint64_t v) { metric_update(series, v, 1); }
 
 /* ---- ops endpoints ---- */
 

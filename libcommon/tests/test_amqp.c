@@ -269,9 +269,9 @@ START_TEST(test_unroutable) {
   lc_amqp_pub *p = pub_open();
   /* bound key works */
   ck_assert_msg(lc_amqp_publish(p, n.ex, "k", "m1", "{}", 2, 5000, err) == LC_OK, "%s", err);
-  /* no binding for this key: basic.return then ack -> error */
+  /* no binding for this key: basic.return then ack -> LC_ERR_NOTFOUND */
   int rc = lc_amqp_publish(p, n.ex, "no-such-key", "m2", "{}", 2, 5000, err);
-  ck_assert_int_eq(rc, LC_ERR_IO);
+  ck_assert_int_eq(rc, LC_ERR_NOTFOUND);
   ck_assert_msg(strstr(err, "unroutable") != NULL, "err: %s", err);
   /* publisher still consistent after a return */
   ck_assert_msg(lc_amqp_publish(p, n.ex, "k", "m3", "{}", 2, 5000, err) == LC_OK, "%s", err);

@@ -241,7 +241,7 @@ START_TEST(test_exec_errors) {
   err[0] = '\0';
   ck_assert_int_eq(lc_db_exec(c, sql, 1, prm, &r, err), LC_ERR_CONFLICT);
   ck_assert_ptr_null(r);
-  ck_assert_msg(strstr(err, "23505") != NULL, "err: %s", err);
+  ck_assert_msg(strcmp(err, "duplicate") == 0, "err: %s", err); /* no table/constraint names */
   ck_assert_msg(strstr(err, secret) == NULL, "param leaked: %s", err);
 
   /* bad input for an int column: the server quotes the value; err must not */

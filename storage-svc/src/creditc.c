@@ -268,3 +268,176 @@ out:
   json_decref(all);
   return rc;
 }
+
+int storage_creditc_commit_or_recover(const storage_creditc *c, const lc_identity *id,
+                                      const char *reservation_id, char debit_id[64],
+                                      const char *what)
+{
+  char err[LC_ERR_LEN] = "";
+  int rc, rel;
+
+  rc = storage_creditc_commit(c, id, reservation_id, debit_id, err);
+  if (rc == LC_OK)
+    return LC_OK;
+  lc_log_error("%s - commit of reservation %s failed: %s", what, reservation_id, err);
+  /* The commit may have happened (answer lost) or may still happen (request
+   * in flight): only credit-svc's definite answer to a release decides. */
+  rel = storage_creditc_release(c, id, reservation_id, err);
+  if (rel == LC_OK)
+    return LC_ERR_UNAVAIL; /* released (or already released/expired): nothing charged */
+  if (rel == LC_ERR_CONFLICT) {
+    /* credit-svc says it is committed already: fetch the debit (idempotent). */
+    rc = storage_creditc_commit(c, id, reservation_id, debit_id, err);
+    if (rc == LC_OK)
+      return LC_OK;
+    lc_log_error("Event - reservation %s is committed but its debit could not be read: %s "
+                 "(left to the settler)", reservation_id, err);
+    return LC_ERR_TIMEOUT;
+  }
+  lc_log_error("%s - release of reservation %s failed: %s (outcome unknown: left to the "
+               "settler)", what, reservation_id, err);
+  return LC_ERR_TIMEOUT;
+}
+
+int storage_creditc_settle(const storage_creditc *c, const char *user_id,
+                           const char *reservation_id, char debit_id[64], char err[LC_ERR_LEN])
+{
+  lc_identity id;
+  int rc;
+
+  memset(&id, 0, sizeof(id));
+  if (!lc_uuid_valid(user_id))
+    return lc_err_set(err, LC_ERR_PARAM, "creditc: bad user id");
+  lc_strlcpy(id.user_id, user_id, sizeof(id.user_id));
+  lc_strlcpy(id.role, "user", sizeof(id.role));
+  lc_strlcpy(id.scope, "full", sizeof(id.scope));
+  lc_uuid_v4(id.request_id);
+  rc = storage_creditc_commit(c, &id, reservation_id, debit_id, err);
+  if (rc == LC_OK || rc == LC_ERR_CONFLICT)
+    return rc; /* committed now or before (same debit) | released or expired */
+  if (rc == LC_ERR_NOTFOUND) {
+    /* confirm with a release: idempotent for released/expired ones */
+    rc = storage_creditc_release(c, &id, reservation_id, err);
+    if (rc == LC_OK)
+      return LC_ERR_CONFLICT;
+    if (rc == LC_ERR_CONFLICT) /* committed in between */
+      return storage_creditc_commit(c, &id, reservation_id, debit_id, err) == LC_OK
+                 ? LC_OK : LC_ERR_TIMEOUT;
+  }
+  return LC_ERR_TIMEOUT;
+}
+
+void storage_creditc_release_logged(const storage_creditc *c, const lc_identity *id,
+                                    const char *reservation_id, const char *what)
+{
+  char err[LC_ERR_LEN] = "";
+
+  if (storage_creditc_release(c, id, reservation_id, err) != LC_OK)
+    lc_log_error("%s - release of reservation %s failed: %s (it expires by TTL)", what,
+                 reservation_id, err);
+}
+
+int storage_creditc_debits(const storage_creditc *c, const char *request_id,
+                           const char *user_id, const char *since, const char *until,
+                           size_t max_scan, json_t **out, int *available, int *truncated,
+                           char err[LC_ERR_LEN])
+{
+  char path[1024], es[120], eu[120], ecursor[600], cursor[200] = "";
+  json_t *map = json_object(), *page = NULL, *items;
+  lc_identity sys;
+  lc_http_resp resp;
+  size_t scanned = 0;
+  const char *next;
+  int rc = LC_OK, n;
+
+  *out = NULL;
+  *available = 1;
+  *truncated = 0;
+  memset(&sys, 0, sizeof(sys));
+  lc_strlcpy(sys.role, "system", sizeof(sys.role));
+  lc_strlcpy(sys.request_id, request_id != NULL ? request_id : "", sizeof(sys.request_id));
+  if (storage_sigv4_uri_encode(since, 1, es, sizeof(es)) != LC_OK ||
+      storage_sigv4_uri_encode(until, 1, eu, sizeof(eu)) != LC_OK) {
+    rc = lc_err_set(err, LC_ERR_PARAM, "creditc: bad period");
+    goto out;
+  }
+  for (int p = 0; p < LEDGER_MAX_PAGES; p++) {
+    if (cursor[0] == '\0') {
+      n = snprintf(path, sizeof(path), "/internal/debits?since=%s&until=%s&limit=%d", es, eu,
+                   LEDGER_PAGE);
+    } else {
+      if (storage_sigv4_uri_encode(cursor, 1, ecursor, sizeof(ecursor)) != LC_OK) {
+        rc = lc_err_set(err, LC_ERR, "credit-svc debits: cursor too long");
+        goto out;
+      }
+      n = snprintf(path, sizeof(path), "/internal/debits?since=%s&until=%s&limit=%d&cursor=%s",
+                   es, eu, LEDGER_PAGE, ecursor);
+    }
+    if (n < 0 || (size_t)n >= sizeof(path)) {
+      rc = lc_err_set(err, LC_ERR, "credit-svc debits: path too long");
+      goto out;
+    }
+    memset(&resp, 0, sizeof(resp));
+    rc = lc_iauth_call(c->secret, c->secret_len, c->base_url, "GET", path, &sys, NULL, NULL, 0,
+                       c->timeout_ms, &resp, err);
+    if (rc != LC_OK) {
+      lc_http_resp_free(&resp);
+      rc = lc_err_set(err, LC_ERR_UNAVAIL, "credit-svc debits: unreachable");
+      goto out;
+    }
+    if (resp.status == 404 && p == 0) {
+      /* contract C not deployed on this credit-svc: no chain data */
+      lc_http_resp_free(&resp);
+      *available = 0;
+      json_decref(map);
+      map = NULL;
+      rc = LC_OK;
+      goto out;
+    }
+    if (resp.status != 200) {
+      rc = status_err("debits", &resp, err);
+      lc_http_resp_free(&resp);
+      goto out;
+    }
+    page = resp.body != NULL ? json_loadb(resp.body, resp.len, 0, NULL) : NULL;
+    lc_http_resp_free(&resp);
+    items = json_object_get(page, "items");
+    if (!json_is_array(items)) {
+      rc = lc_err_set(err, LC_ERR, "credit-svc debits: no items array");
+      goto out;
+    }
+    for (size_t i = 0; i < json_array_size(items); i++) {
+      json_t *it = json_array_get(items, i);
+      const char *uid = json_string_value(json_object_get(it, "user_id"));
+      const char *did = json_string_value(json_object_get(it, "debit_id"));
+      if (++scanned > max_scan) {
+        *truncated = 1;
+        break;
+      }
+      if (uid == NULL || did == NULL || strcmp(uid, user_id) != 0)
+        continue;
+      json_object_set_new(map, did,
+                          json_pack("{s:O?, s:O?, s:O?, s:O?}", "tx_hash",
+                                    json_object_get(it, "tx_hash"), "chain_status",
+                                    json_object_get(it, "chain_status"), "cost",
+                                    json_object_get(it, "cost"), "committed_at",
+                                    json_object_get(it, "committed_at")));
+    }
+    next = json_string_value(json_object_get(page, "next_cursor"));
+    if (*truncated || next == NULL || next[0] == '\0' || json_array_size(items) == 0)
+      break;
+    if (lc_strlcpy(cursor, next, sizeof(cursor)) != LC_OK) {
+      rc = lc_err_set(err, LC_ERR, "credit-svc debits: cursor too long");
+      goto out;
+    }
+    json_decref(page);
+    page = NULL;
+  }
+  *out = map;
+  map = NULL;
+  rc = LC_OK;
+out:
+  json_decref(page);
+  json_decref(map);
+  return rc;
+}

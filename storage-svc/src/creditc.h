@@ -59,4 +59,44 @@ int storage_creditc_release(const storage_creditc *c, const lc_identity *id,
 int storage_creditc_ledger(const storage_creditc *c, const lc_identity *id, size_t max_entries,
                            json_t **entries, int *truncated, char err[LC_ERR_LEN]);
 
+/* The end of every paid flow: commit the reservation; when that fails,
+ * release it - and if credit-svc answers the release with 409 (it was in fact
+ * committed, e.g. our first commit's answer was lost), repeat the commit
+ * (idempotent) to learn the debit id. Returns
+ *   LC_OK           committed, debit_id filled;
+ *   LC_ERR_UNAVAIL  released: credit-svc answered the release with 200, so
+ *                   nothing was or will be charged - the work may be undone;
+ *   LC_ERR_TIMEOUT  outcome unknown (commit and release both unanswered, or
+ *                   committed but the debit could not be read back): the
+ *                   work must be kept and handed to the settler (settle.h).
+ * what names the action in logs. */
+int storage_creditc_commit_or_recover(const storage_creditc *c, const lc_identity *id,
+                                      const char *reservation_id, char debit_id[64],
+                                      const char *what);
+
+/* The settler's question for one unsettled reservation of user_id, asked
+ * as that user (role "user"): commit it (roll forward; idempotent - a
+ * committed one returns its debit again). Returns LC_OK (charged, debit_id
+ * filled), LC_ERR_CONFLICT (definitely not charged: credit-svc released it
+ * or its TTL expired it; a 404 is confirmed by a release first) or
+ * LC_ERR_TIMEOUT (still unknown: ask again later). */
+int storage_creditc_settle(const storage_creditc *c, const char *user_id,
+                           const char *reservation_id, char debit_id[64], char err[LC_ERR_LEN]);
+
+/* Releases after a failure; errors are logged (the reservation then expires
+ * at credit-svc after its TTL, which releases it too). */
+void storage_creditc_release_logged(const storage_creditc *c, const lc_identity *id,
+                                    const char *reservation_id, const char *what);
+
+/* GET /internal/debits?since=&until=&limit=100[&cursor=] (contract C, signed
+ * as role "system"), following next_cursor. Keeps the items whose user_id is
+ * user_id, as a new JSON object debit_id -> {tx_hash, chain_status, cost,
+ * committed_at}. Scans at most max_scan items (then *truncated = 1).
+ * When credit-svc does not serve the route (404) *available = 0 and LC_OK
+ * with *out NULL. since/until are RFC 3339 texts. Errors: LC_ERR_UNAVAIL, LC_ERR. */
+int storage_creditc_debits(const storage_creditc *c, const char *request_id,
+                           const char *user_id, const char *since, const char *until,
+                           size_t max_scan, json_t **out, int *available, int *truncated,
+                           char err[LC_ERR_LEN]);
+
 #endif

@@ -1,4 +1,4 @@
-/* main.c - storage-svc: reports (and later files) stored in S3-compatible
+/* main.c - storage-svc: files and reports stored in S3-compatible
  * storage, metadata in its own schema "storage", paid through credit-svc's
  * reserve -> commit / release.
  *
@@ -20,6 +20,7 @@
 #include "lc/svc.h"
 #include "lc/util.h"
 #include "s3.h"
+#include "settle.h"
 
 #ifndef STORAGE_SQL_DIR_DEFAULT
 #define STORAGE_SQL_DIR_DEFAULT "storage-svc/sql"
@@ -35,11 +36,19 @@ static const lc_cfg_spec SPECS[] = {
     {"STORAGE_DB_POOL", LC_CFG_INT, 1, 64, "4", 1, "database connections"},
     {"STORAGE_CREDIT_URL", LC_CFG_STR, 8, 255, "http://127.0.0.1:21002", 1, "credit-svc base URL"},
     {"STORAGE_SQL_DIR", LC_CFG_STR, 1, 1024, NULL, 0, "migrations folder (default: source tree)"},
-    {"S3_ENDPOINT", LC_CFG_STR, 8, 255, "http://127.0.0.1:24568", 1, "S3 endpoint (path-style)"},
+    {"STORAGE_MAX_UPLOAD", LC_CFG_INT, 1024, 1073741824, "10485760", 1,
+     "largest accepted file (bytes); the gateway's GW_MAX_BODY must be >= this + 65536"},
+    {"S3_ENDPOINT", LC_CFG_STR, 8, 255, "http://127.0.0.1:24568", 1, "S3 endpoint scheme://host[:port]"},
+    {"S3_ADDRESSING", LC_CFG_STR, 4, 7, "path", 1, "path (endpoint/bucket/key) | virtual (bucket.host/key)"},
+    {"S3_TIMEOUT_MS", LC_CFG_INT, 1000, 600000, "30000", 1, "timeout of one S3 request (ms)"},
     {"S3_REGION", LC_CFG_STR, 1, 63, "us-east-1", 1, "S3 region"},
     {"S3_BUCKET", LC_CFG_STR, 3, 63, "credit-saas", 1, "S3 bucket"},
     {"S3_ACCESS_KEY", LC_CFG_STR, 1, 127, NULL, 1, "S3 access key id"},
     {"S3_SECRET_KEY", LC_CFG_SECRET, 1, 255, NULL, 1, "S3 secret access key"},
+    {"STORAGE_SETTLE_INTERVAL_MS", LC_CFG_INT, 100, 60000, "2000", 1,
+     "settler pass period (ms): unsettled paid rows are resolved with credit-svc"},
+    {"STORAGE_SETTLE_GRACE_S", LC_CFG_INT, 30, 3600, "60", 1,
+     "age (s) after which a row whose request never finished (crash) is settled"},
     {"INTERNAL_SECRET", LC_CFG_SECRET, 64, 128, NULL, 1, "hex HMAC key for internal calls"},
     {"LOG_LEVEL", LC_CFG_STR, 4, 7, "info", 1, "error|warning|info|debug"},
 };
@@ -104,6 +113,8 @@ int main(void)
   static storage_app app;
   static lc_iauth_ctx iauth;
   static ready_ctx rctx;
+  static storage_settler settler;
+  storage_settle_ctx sctx;
   const char *secret, *sql_dir;
 
   if (lc_global_init() != LC_OK || lc_svc_block_signals() != LC_OK) {
@@ -126,7 +137,9 @@ int main(void)
   }
   if (storage_s3_init(&s3, lc_cfg_str(cfg, "S3_ENDPOINT"), lc_cfg_str(cfg, "S3_REGION"),
                       lc_cfg_str(cfg, "S3_BUCKET"), lc_cfg_str(cfg, "S3_ACCESS_KEY"),
-                      lc_cfg_str(cfg, "S3_SECRET_KEY"), 10000, err) != LC_OK ||
+                      lc_cfg_str(cfg, "S3_SECRET_KEY"), (long)lc_cfg_int(cfg, "S3_TIMEOUT_MS"),
+                      err) != LC_OK ||
+      storage_s3_set_addressing(&s3, lc_cfg_str(cfg, "S3_ADDRESSING"), err) != LC_OK ||
       storage_creditc_init(&credit, lc_cfg_str(cfg, "STORAGE_CREDIT_URL"),
                            (const uint8_t *)secret, strlen(secret), 5000, err) != LC_OK) {
     lc_log_error("main - %s", err);
@@ -151,6 +164,12 @@ int main(void)
   app.reports.s3 = &s3;
   app.reports.credit = &credit;
   app.reports.max_entries = STORAGE_REPORT_MAX_ENTRIES;
+  app.files.pool = pool;
+  app.files.s3 = &s3;
+  app.files.credit = &credit;
+  app.files.max_upload = (size_t)lc_cfg_int(cfg, "STORAGE_MAX_UPLOAD");
+  app.reports.settle_grace_s = (int)lc_cfg_int(cfg, "STORAGE_SETTLE_GRACE_S");
+  app.files.settle_grace_s = app.reports.settle_grace_s;
   atomic_init(&app.inflight, 0);
   iauth.secret = (const uint8_t *)secret;
   iauth.secret_len = strlen(secret);
@@ -159,7 +178,8 @@ int main(void)
   rctx.s3 = &s3;
 
   if (lc_svc_instance_init(&inst, lc_cfg_str(cfg, "STORAGE_BIND"),
-                           (int)lc_cfg_int(cfg, "STORAGE_PORT"), 64 * 1024, err) != LC_OK) {
+                           (int)lc_cfg_int(cfg, "STORAGE_PORT"),
+                           app.files.max_upload + STORAGE_MP_OVERHEAD, err) != LC_OK) {
     lc_log_error("main - %s", err);
     goto out;
   }
@@ -174,6 +194,12 @@ int main(void)
     goto out;
   }
   started = 1;
+  sctx = (storage_settle_ctx){pool, &s3, &credit};
+  if (storage_settler_start(&settler, &sctx, (int)lc_cfg_int(cfg, "STORAGE_SETTLE_INTERVAL_MS"),
+                            err) != LC_OK) {
+    lc_log_error("main - %s", err);
+    goto out;
+  }
   lc_log_info("main - listening on %s:%d", lc_cfg_str(cfg, "STORAGE_BIND"),
               (int)lc_cfg_int(cfg, "STORAGE_PORT"));
 
@@ -182,6 +208,7 @@ int main(void)
   drain(&app);
   rc = EXIT_SUCCESS;
 out:
+  storage_settler_stop(&settler);
   if (started)
     ulfius_stop_framework(&inst);
   if (inst_ok)

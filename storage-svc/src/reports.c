@@ -7,7 +7,12 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "csvw.h"
+#include "cursor.h"
+#include "files.h"
+#include "idem.h"
 #include "lc/log.h"
+#include "settle.h"
 #include "lc/problem.h"
 #include "lc/util.h"
 
@@ -174,10 +179,6 @@ int storage_reports_parse_req(const json_t *body, storage_report_req *out, char 
     return lc_err_set(err, LC_ERR_PARAM, "kind must be \"usage\" or \"files\"");
   if (strcmp(format, "json") != 0 && strcmp(format, "csv") != 0)
     return lc_err_set(err, LC_ERR_PARAM, "format must be \"json\" or \"csv\"");
-  if (strcmp(kind, "usage") != 0)
-    return lc_err_set(err, LC_ERR_PARAM, "kind \"%s\" is not supported yet; use \"usage\"", kind);
-  if (strcmp(format, "json") != 0)
-    return lc_err_set(err, LC_ERR_PARAM, "format \"%s\" is not supported yet; use \"json\"", format);
   lc_strlcpy(out->kind, kind, sizeof(out->kind));
   lc_strlcpy(out->format, format, sizeof(out->format));
   rc = parse_opt_time(body, "from", out->from, &out->from_ms, err);
@@ -212,49 +213,162 @@ static int entry_in_range(const json_t *e, const storage_report_req *req)
   return 1;
 }
 
-int storage_reports_build_usage(const char *report_id, const char *user_id,
-                                const char *generated_at, const storage_report_req *req,
-                                const json_t *entries, int truncated, char **out, size_t *len,
-                                char err[LC_ERR_LEN])
+/* Copy of a ledger entry annotated with its debit's chain data. */
+static json_t *annotate(const json_t *e, const json_t *debits)
 {
+  json_t *c = json_copy((json_t *)e), *d = NULL;
+  const char *did = json_string_value(json_object_get(e, "debit_id"));
+
+  if (debits == NULL)
+    return c;
+  if (did != NULL)
+    d = json_object_get(debits, did);
+  json_object_set(c, "tx_hash", d != NULL && json_object_get(d, "tx_hash") != NULL
+                                    ? json_object_get(d, "tx_hash") : json_null());
+  json_object_set(c, "chain_status", d != NULL && json_object_get(d, "chain_status") != NULL
+                                         ? json_object_get(d, "chain_status") : json_null());
+  return c;
+}
+
+static const char *jstr(const json_t *o, const char *k)
+{
+  return json_string_value(json_object_get(o, k));
+}
+
+static void csv_usage(storage_csv *w, const json_t *arr)
+{
+  static const char *const head[] = {"ts", "kind", "action", "delta", "balance_after",
+                                     "debit_id", "tx_hash", "chain_status", NULL};
+  for (size_t i = 0; head[i] != NULL; i++)
+    storage_csv_text(w, head[i]);
+  storage_csv_end_row(w);
+  for (size_t i = 0; i < json_array_size(arr); i++) {
+    const json_t *e = json_array_get(arr, i);
+    const char *ts = jstr(e, "ts");
+    storage_csv_text(w, ts != NULL ? ts : jstr(e, "created_at"));
+    storage_csv_text(w, jstr(e, "kind"));
+    storage_csv_text(w, jstr(e, "action"));
+    storage_csv_int(w, json_integer_value(json_object_get(e, "delta")));
+    if (json_is_integer(json_object_get(e, "balance_after")))
+      storage_csv_int(w, json_integer_value(json_object_get(e, "balance_after")));
+    else
+      storage_csv_text(w, NULL);
+    storage_csv_text(w, jstr(e, "debit_id"));
+    storage_csv_text(w, jstr(e, "tx_hash"));
+    storage_csv_text(w, jstr(e, "chain_status"));
+    storage_csv_end_row(w);
+  }
+}
+
+static void csv_files(storage_csv *w, const json_t *arr)
+{
+  static const char *const head[] = {"id", "name", "content_type", "size_bytes", "sha256",
+                                     "created_at", NULL};
+  for (size_t i = 0; head[i] != NULL; i++)
+    storage_csv_text(w, head[i]);
+  storage_csv_end_row(w);
+  for (size_t i = 0; i < json_array_size(arr); i++) {
+    const json_t *e = json_array_get(arr, i);
+    storage_csv_text(w, jstr(e, "id"));
+    storage_csv_text(w, jstr(e, "name"));
+    storage_csv_text(w, jstr(e, "content_type"));
+    storage_csv_int(w, json_integer_value(json_object_get(e, "size_bytes")));
+    storage_csv_text(w, jstr(e, "sha256"));
+    storage_csv_text(w, jstr(e, "created_at"));
+    storage_csv_end_row(w);
+  }
+}
+
+/* Totals of a usage report: debited/credited sums and chain-confirmed debits. */
+static json_t *usage_totals(const json_t *arr, int chain_known)
+{
+  json_int_t debited = 0, credited = 0, conf_n = 0, conf_cost = 0;
+
+  for (size_t i = 0; i < json_array_size(arr); i++) {
+    const json_t *e = json_array_get(arr, i);
+    json_int_t d = json_integer_value(json_object_get(e, "delta"));
+    const char *cs = jstr(e, "chain_status");
+    if (d < 0)
+      debited += -d;
+    else
+      credited += d;
+    if (d < 0 && cs != NULL && strcmp(cs, "confirmed") == 0) {
+      conf_n++;
+      conf_cost += -d;
+    }
+  }
+  return json_pack("{s:I, s:I, s:o, s:o}", "debited", debited, "credited", credited,
+                   "confirmed_debits", chain_known ? json_integer(conf_n) : json_null(),
+                   "confirmed_cost", chain_known ? json_integer(conf_cost) : json_null());
+}
+
+int storage_reports_build(const storage_report_input *in, char **out, size_t *len,
+                          char err[LC_ERR_LEN])
+{
+  const storage_report_req *req = in->req;
+  int usage = strcmp(req->kind, "usage") == 0;
   json_t *doc = NULL, *arr = NULL;
   char *text = NULL;
+  size_t tlen = 0;
   int rc;
 
   *out = NULL;
   *len = 0;
-  if (!json_is_array(entries))
-    return lc_err_set(err, LC_ERR_PARAM, "ledger entries must be an array");
+  if (!json_is_array(in->entries))
+    return lc_err_set(err, LC_ERR_PARAM, "report entries must be an array");
   arr = json_array();
-  for (size_t i = 0; i < json_array_size(entries); i++) {
-    json_t *e = json_array_get(entries, i);
+  for (size_t i = 0; i < json_array_size(in->entries); i++) {
+    json_t *e = json_array_get(in->entries, i);
     if (json_is_object(e) && entry_in_range(e, req))
-      json_array_append(arr, e);
+      json_array_append_new(arr, usage ? annotate(e, in->debits) : json_copy(e));
   }
-  doc = json_object();
-  json_object_set_new(doc, "report_id", json_string(report_id));
-  json_object_set_new(doc, "user_id", json_string(user_id));
-  json_object_set_new(doc, "kind", json_string(req->kind));
-  json_object_set_new(doc, "format", json_string(req->format));
-  json_object_set_new(doc, "generated_at", json_string(generated_at));
-  if (req->from[0] != '\0')
-    json_object_set_new(doc, "from", json_string(req->from));
-  if (req->to[0] != '\0')
-    json_object_set_new(doc, "to", json_string(req->to));
-  json_object_set_new(doc, "entry_count", json_integer((json_int_t)json_array_size(arr)));
-  json_object_set_new(doc, "truncated", json_boolean(truncated));
-  json_object_set(doc, "entries", arr);
-  text = json_dumps(doc, JSON_COMPACT);
-  if (text == NULL) {
-    rc = lc_err_set(err, LC_ERR, "cannot encode report (invalid text in ledger?)");
-    goto out;
+  if (strcmp(req->format, "csv") == 0) {
+    storage_csv w;
+    storage_csv_init(&w, STORAGE_REPORT_MAX_BYTES);
+    if (usage)
+      csv_usage(&w, arr);
+    else
+      csv_files(&w, arr);
+    rc = storage_csv_take(&w, &text, &tlen);
+    storage_csv_free(&w);
+    if (rc != LC_OK) {
+      rc = lc_err_set(err, LC_ERR_TOO_LARGE, "report larger than %u bytes",
+                      STORAGE_REPORT_MAX_BYTES);
+      goto out;
+    }
+  } else {
+    doc = json_object();
+    json_object_set_new(doc, "report_id", json_string(in->report_id));
+    json_object_set_new(doc, "user_id", json_string(in->user_id));
+    json_object_set_new(doc, "kind", json_string(req->kind));
+    json_object_set_new(doc, "format", json_string(req->format));
+    json_object_set_new(doc, "generated_at", json_string(in->generated_at));
+    if (req->from[0] != '\0')
+      json_object_set_new(doc, "from", json_string(req->from));
+    if (req->to[0] != '\0')
+      json_object_set_new(doc, "to", json_string(req->to));
+    json_object_set_new(doc, usage ? "entry_count" : "file_count",
+                        json_integer((json_int_t)json_array_size(arr)));
+    json_object_set_new(doc, "truncated", json_boolean(in->truncated));
+    if (usage) {
+      json_object_set_new(doc, "chain_data", json_string(in->debits != NULL ? "available"
+                                                                             : "unavailable"));
+      json_object_set_new(doc, "totals", usage_totals(arr, in->debits != NULL));
+    }
+    json_object_set(doc, usage ? "entries" : "files", arr);
+    text = json_dumps(doc, JSON_COMPACT);
+    if (text == NULL) {
+      rc = lc_err_set(err, LC_ERR, "cannot encode report (invalid text in the data?)");
+      goto out;
+    }
+    tlen = strlen(text);
+    if (tlen > STORAGE_REPORT_MAX_BYTES) {
+      rc = lc_err_set(err, LC_ERR_TOO_LARGE, "report larger than %u bytes",
+                      STORAGE_REPORT_MAX_BYTES);
+      goto out;
+    }
   }
-  if (strlen(text) > STORAGE_REPORT_MAX_BYTES) {
-    rc = lc_err_set(err, LC_ERR_TOO_LARGE, "report larger than %u bytes",
-                    STORAGE_REPORT_MAX_BYTES);
-    goto out;
-  }
-  *len = strlen(text);
+  *len = tlen;
   *out = text;
   text = NULL;
   rc = LC_OK;
@@ -263,6 +377,16 @@ out:
   json_decref(arr);
   json_decref(doc);
   return rc;
+}
+
+int storage_reports_build_usage(const char *report_id, const char *user_id,
+                                const char *generated_at, const storage_report_req *req,
+                                const json_t *entries, int truncated, char **out, size_t *len,
+                                char err[LC_ERR_LEN])
+{
+  storage_report_input in = {report_id, user_id, generated_at, req, entries, NULL, truncated};
+
+  return storage_reports_build(&in, out, len, err);
 }
 
 /* ---- metadata (storage.reports) --------------------------------------- */
@@ -284,108 +408,25 @@ static void row_to_report(const PGresult *res, int i, storage_report *r)
   lc_strlcpy(r->to, PQgetvalue(res, i, 8), sizeof(r->to));
 }
 
-/* Runs one statement on its own pooled connection. */
-static int db_run(lc_db_pool *pool, const char *sql, int n, const char *const *params,
-                  PGresult **res, char err[LC_ERR_LEN])
-{
-  PGconn *conn = NULL;
-  int rc;
-
-  rc = lc_db_acquire(pool, &conn, err);
-  if (rc != LC_OK)
-    return rc;
-  rc = lc_db_exec(conn, sql, n, params, res, err);
-  lc_db_release(pool, conn);
-  return rc;
-}
-
-/* Claims (user, key) for this request. LC_OK = claimed by us; otherwise
- * LC_ERR_CONFLICT (in progress), LC_ERR_UNPROCESSABLE (different request),
- * or LC_ERR_NOTFOUND with report_id filled (completed: replay it). */
-static int idem_claim(lc_db_pool *pool, const char *user_id, const char *key, const char *hash,
-                      char report_id[37], char err[LC_ERR_LEN])
-{
-  const char *params[3] = {user_id, key, hash};
-  PGresult *res = NULL;
-  int rc;
-
-  report_id[0] = '\0';
-  rc = db_run(pool,
-              "INSERT INTO storage.idempotency_keys (user_id, key, request_hash) "
-              "VALUES ($1::uuid, $2, $3) ON CONFLICT (user_id, key) DO UPDATE "
-              "SET request_hash = EXCLUDED.request_hash, created_at = now() "
-              "WHERE storage.idempotency_keys.report_id IS NULL "
-              "AND storage.idempotency_keys.created_at < now() - interval '10 minutes' "
-              "RETURNING 1",
-              3, params, &res, err);
-  if (rc != LC_OK)
-    return rc;
-  if (PQntuples(res) == 1) {
-    PQclear(res);
-    return LC_OK;
-  }
-  PQclear(res);
-  rc = db_run(pool,
-              "SELECT request_hash, coalesce(report_id::text, '') FROM storage.idempotency_keys "
-              "WHERE user_id = $1::uuid AND key = $2",
-              2, params, &res, err);
-  if (rc != LC_OK)
-    return rc;
-  if (PQntuples(res) != 1) {
-    PQclear(res);
-    return lc_err_set(err, LC_ERR_CONFLICT, "idempotency claim vanished; retry");
-  }
-  if (strcmp(PQgetvalue(res, 0, 0), hash) != 0)
-    rc = LC_ERR_UNPROCESSABLE;
-  else if (PQgetvalue(res, 0, 1)[0] == '\0')
-    rc = LC_ERR_CONFLICT;
-  else
-    rc = LC_ERR_NOTFOUND;
-  lc_strlcpy(report_id, PQgetvalue(res, 0, 1), 37);
-  PQclear(res);
-  return rc;
-}
-
-/* Marks the claim completed (report_id) or, with report_id NULL, drops it. */
-static void idem_finish(lc_db_pool *pool, const char *user_id, const char *key,
-                        const char *report_id)
-{
-  const char *params[3] = {user_id, key, report_id};
-  char err[LC_ERR_LEN] = "";
-  int rc;
-
-  if (report_id != NULL)
-    rc = db_run(pool,
-                "UPDATE storage.idempotency_keys SET report_id = $3::uuid "
-                "WHERE user_id = $1::uuid AND key = $2",
-                3, params, NULL, err);
-  else
-    rc = db_run(pool,
-                "DELETE FROM storage.idempotency_keys "
-                "WHERE user_id = $1::uuid AND key = $2 AND report_id IS NULL",
-                2, params, NULL, err);
-  if (rc != LC_OK)
-    lc_log_error("storage_reports_create - idempotency key not %s: %s",
-                 report_id != NULL ? "completed" : "released", err);
-}
-
 typedef struct {
   const storage_report *r;
   const char *object_key;
   const char *reservation_id;
   const char *idem_key;
   const char *req_hash;
+  int grace_s;              /* settle_after = now() + grace_s ('pending' row) */
 } insert_args;
 
 static int db_insert(lc_db_pool *pool, const insert_args *a, char created_at[32],
                      char err[LC_ERR_LEN])
 {
-  char size[24];
-  const char *params[12];
+  char size[24], grace[16];
+  const char *params[13];
   PGresult *res = NULL;
   int rc;
 
   snprintf(size, sizeof(size), "%" PRId64, a->r->size_bytes);
+  snprintf(grace, sizeof(grace), "%d", a->grace_s);
   params[0] = a->r->id;
   params[1] = a->r->user_id;
   params[2] = a->r->kind;
@@ -398,14 +439,16 @@ static int db_insert(lc_db_pool *pool, const insert_args *a, char created_at[32]
   params[9] = a->reservation_id;
   params[10] = a->idem_key;
   params[11] = a->idem_key != NULL ? a->req_hash : NULL;
-  rc = db_run(pool,
+  params[12] = grace;
+  rc = storage_db_run(pool,
               "INSERT INTO storage.reports (id, user_id, kind, format, object_key, size_bytes, "
-              "sha256, from_ts, to_ts, reservation_id, idempotency_key, request_hash) "
+              "sha256, from_ts, to_ts, reservation_id, idempotency_key, request_hash, status, "
+              "settle_after) "
               "VALUES ($1::uuid, $2::uuid, $3, $4, $5, $6::bigint, $7, $8::timestamptz, "
-              "$9::timestamptz, $10, $11, $12) "
+              "$9::timestamptz, $10, $11, $12, 'pending', now() + $13::int * interval '1 second') "
               "RETURNING to_char(created_at AT TIME ZONE 'UTC', "
               "'YYYY-MM-DD\"T\"HH24:MI:SS.MS\"Z\"')",
-              12, params, &res, err);
+              13, params, &res, err);
   if (rc != LC_OK)
     return rc;
   lc_strlcpy(created_at, PQntuples(res) == 1 ? PQgetvalue(res, 0, 0) : "", 32);
@@ -413,20 +456,11 @@ static int db_insert(lc_db_pool *pool, const insert_args *a, char created_at[32]
   return LC_OK;
 }
 
-static int db_set_debit(lc_db_pool *pool, const char *id, const char *debit_id,
-                        char err[LC_ERR_LEN])
-{
-  const char *params[2] = {id, debit_id};
-
-  return db_run(pool, "UPDATE storage.reports SET debit_id = $2 WHERE id = $1::uuid", 2, params,
-                NULL, err);
-}
-
 static int db_delete(lc_db_pool *pool, const char *id, char err[LC_ERR_LEN])
 {
   const char *params[1] = {id};
 
-  return db_run(pool, "DELETE FROM storage.reports WHERE id = $1::uuid AND debit_id IS NULL", 1,
+  return storage_db_run(pool, "DELETE FROM storage.reports WHERE id = $1::uuid AND debit_id IS NULL", 1,
                 params, NULL, err);
 }
 
@@ -445,19 +479,6 @@ void storage_reports_request_hash(const storage_report_req *req, char out[65])
   lc_hex_encode(d, 32, out);
 }
 
-/* Releases a reservation after a failure; errors are logged (the
- * reservation then expires at credit-svc after its TTL). */
-static void release_logged(const storage_reports_ctx *ctx, const lc_identity *id,
-                           const char *reservation_id)
-{
-  char err[LC_ERR_LEN] = "";
-  int rc = storage_creditc_release(ctx->credit, id, reservation_id, err);
-
-  if (rc != LC_OK)
-    lc_log_error("storage_reports_create - release of reservation %s failed: %s (it expires by TTL)",
-                 reservation_id, err);
-}
-
 static void delete_object_logged(const storage_reports_ctx *ctx, const char *key)
 {
   char err[LC_ERR_LEN] = "";
@@ -466,31 +487,32 @@ static void delete_object_logged(const storage_reports_ctx *ctx, const char *key
     lc_log_warn("storage_reports_create - orphan object %s not deleted: %s", key, err);
 }
 
-/* Commit with the "maybe it did commit" recovery described in reports.h. */
-static int commit_or_recover(const storage_reports_ctx *ctx, const lc_identity *id,
-                             const char *reservation_id, char debit_id[64])
+/* Chain status of the caller's debits over the report period (contract C).
+ * A credit-svc without /internal/debits yields *out NULL ("unavailable"). */
+static int usage_debits(const storage_reports_ctx *ctx, const lc_identity *id,
+                        const storage_report_req *req, const char *generated_at, json_t **out,
+                        char err[LC_ERR_LEN])
 {
-  char err[LC_ERR_LEN] = "";
-  int rc, rel;
+  char until[32];
+  int available = 0, truncated = 0, rc;
 
-  rc = storage_creditc_commit(ctx->credit, id, reservation_id, debit_id, err);
-  if (rc == LC_OK)
-    return LC_OK;
-  lc_log_error("storage_reports_create - commit of reservation %s failed: %s", reservation_id, err);
-  rel = storage_creditc_release(ctx->credit, id, reservation_id, err);
-  if (rel == LC_ERR_CONFLICT) {
-    /* credit-svc says it is committed already: fetch the debit (idempotent). */
-    rc = storage_creditc_commit(ctx->credit, id, reservation_id, debit_id, err);
-    if (rc == LC_OK)
-      return LC_OK;
-    lc_log_error("Event - reservation %s is committed but its debit could not be read: %s",
-                 reservation_id, err);
-    return LC_ERR_UNAVAIL;
-  }
-  if (rel != LC_OK)
-    lc_log_error("storage_reports_create - release of reservation %s failed: %s (it expires by TTL)",
-                 reservation_id, err);
-  return LC_ERR_UNAVAIL;
+  *out = NULL;
+  if (req->to[0] != '\0')
+    lc_strlcpy(until, req->to, sizeof(until));
+  else
+    storage_reports_format_time(lc_now_ms() + 60000, until);
+  (void)generated_at;
+  rc = storage_creditc_debits(ctx->credit, id->request_id, id->user_id,
+                              req->from[0] != '\0' ? req->from : "1970-01-01T00:00:00.000Z",
+                              until, 100000, out, &available, &truncated, err);
+  if (rc != LC_OK)
+    return rc;
+  if (!available)
+    lc_log_warn("storage_reports_create - credit-svc has no /internal/debits: "
+                "usage report without chain data");
+  if (truncated)
+    lc_log_warn("storage_reports_create - debit scan truncated for the period");
+  return LC_OK;
 }
 
 int storage_reports_create(const storage_reports_ctx *ctx, const lc_identity *id,
@@ -500,7 +522,8 @@ int storage_reports_create(const storage_reports_ctx *ctx, const lc_identity *id
   storage_reservation resv;
   storage_report r;
   insert_args ia;
-  json_t *entries = NULL;
+  json_t *entries = NULL, *debits = NULL;
+  size_t max_entries = ctx->max_entries > 0 ? ctx->max_entries : STORAGE_REPORT_MAX_ENTRIES;
   char *doc = NULL;
   char hash[65], object_key[160], generated_at[32], debit_id[64], ierr[LC_ERR_LEN];
   uint8_t digest[32];
@@ -519,11 +542,12 @@ int storage_reports_create(const storage_reports_ctx *ctx, const lc_identity *id
   /* 1. Idempotency-Key: claim it, or replay / refuse */
   if (idem_key != NULL) {
     char done_id[37];
-    rc = idem_claim(ctx->pool, id->user_id, idem_key, hash, done_id, ierr);
+    rc = storage_idem_claim(ctx->pool, id->user_id, idem_key, hash, done_id, ierr);
     if (rc == LC_ERR_UNPROCESSABLE)
       return lc_err_set(err, rc, "Idempotency-Key was already used with a different request");
     if (rc == LC_ERR_CONFLICT)
-      return lc_err_set(err, rc, "a request with this Idempotency-Key is still in progress");
+      return lc_err_set(err, rc, "a request with this Idempotency-Key is still in progress or its "
+                          "charge is being settled; retry later");
     if (rc == LC_ERR_NOTFOUND) {
       rc = storage_reports_get(ctx->pool, id->user_id, done_id, out, ierr);
       if (rc != LC_OK) {
@@ -554,22 +578,19 @@ int storage_reports_create(const storage_reports_ctx *ctx, const lc_identity *id
   }
   if (resv.status[0] != '\0' && strcmp(resv.status, "reserved") != 0) {
     /* credit-svc replayed the reservation of an earlier attempt under this key */
-    rc = lc_err_set(err, LC_ERR_CONFLICT,
-                    "this Idempotency-Key belongs to an earlier request that did not complete "
-                    "(nothing was charged); retry with a new key");
+    if (strcmp(resv.status, "released") == 0 || strcmp(resv.status, "expired") == 0)
+      rc = lc_err_set(err, LC_ERR_CONFLICT,
+                      "this Idempotency-Key belongs to an earlier request that did not complete "
+                      "(nothing was charged); retry with a new key");
+    else
+      rc = lc_err_set(err, LC_ERR_CONFLICT,
+                      "this Idempotency-Key belongs to an earlier request (its reservation is "
+                      "%s); retry with a new key", resv.status);
     goto out;
   }
   reserved = 1;
 
-  /* 3. ledger -> document */
-  rc = storage_creditc_ledger(ctx->credit, id,
-                              ctx->max_entries > 0 ? ctx->max_entries : STORAGE_REPORT_MAX_ENTRIES,
-                              &entries, &truncated, ierr);
-  if (rc != LC_OK) {
-    lc_log_error("storage_reports_create - ledger: %s", ierr);
-    rc = lc_err_set(err, LC_ERR_UNAVAIL, "usage data is temporarily unavailable; nothing was charged");
-    goto out;
-  }
+  /* 3. source data -> document */
   lc_uuid_v4(r.id);
   lc_strlcpy(r.user_id, id->user_id, sizeof(r.user_id));
   lc_strlcpy(r.kind, req->kind, sizeof(r.kind));
@@ -577,8 +598,24 @@ int storage_reports_create(const storage_reports_ctx *ctx, const lc_identity *id
   lc_strlcpy(r.from, req->from, sizeof(r.from));
   lc_strlcpy(r.to, req->to, sizeof(r.to));
   lc_rfc3339_now(generated_at);
-  rc = storage_reports_build_usage(r.id, r.user_id, generated_at, req, entries, truncated, &doc,
-                                   &doclen, ierr);
+  if (strcmp(req->kind, "usage") == 0) {
+    rc = storage_creditc_ledger(ctx->credit, id, max_entries, &entries, &truncated, ierr);
+    if (rc == LC_OK)
+      rc = usage_debits(ctx, id, req, generated_at, &debits, ierr);
+  } else {
+    rc = storage_files_inventory(ctx->pool, id->user_id, req->from_ms, req->to_ms, max_entries,
+                                 &entries, &truncated, ierr);
+  }
+  if (rc != LC_OK) {
+    lc_log_error("storage_reports_create - data: %s", ierr);
+    rc = lc_err_set(err, LC_ERR_UNAVAIL,
+                    "report data is temporarily unavailable; nothing was charged");
+    goto out;
+  }
+  {
+    storage_report_input in = {r.id, r.user_id, generated_at, req, entries, debits, truncated};
+    rc = storage_reports_build(&in, &doc, &doclen, ierr);
+  }
   if (rc != LC_OK) {
     lc_log_error("storage_reports_create - build: %s", ierr);
     rc = lc_err_set(err, rc == LC_ERR_TOO_LARGE ? LC_ERR_TOO_LARGE : LC_ERR,
@@ -590,8 +627,9 @@ int storage_reports_create(const storage_reports_ctx *ctx, const lc_identity *id
   lc_hex_encode(digest, 32, r.sha256);
 
   /* 4. store */
-  snprintf(object_key, sizeof(object_key), "reports/%s/%s.json", r.user_id, r.id);
-  rc = storage_s3_put_object(ctx->s3, object_key, doc, doclen, "application/json", ierr);
+  snprintf(object_key, sizeof(object_key), "reports/%s/%s.%s", r.user_id, r.id, r.format);
+  rc = storage_s3_put_object(ctx->s3, object_key, doc, doclen,
+                             strcmp(r.format, "csv") == 0 ? "text/csv" : "application/json", ierr);
   if (rc != LC_OK) {
     lc_log_error("storage_reports_create - store: %s", ierr);
     rc = lc_err_set(err, rc == LC_ERR_UNAVAIL ? LC_ERR_UNAVAIL : LC_ERR_IO,
@@ -601,7 +639,8 @@ int storage_reports_create(const storage_reports_ctx *ctx, const lc_identity *id
   stored = 1;
 
   /* 5. metadata (invisible until committed) */
-  ia = (insert_args){&r, object_key, resv.reservation_id, idem_key, hash};
+  ia = (insert_args){&r, object_key, resv.reservation_id, idem_key, hash,
+                     ctx->settle_grace_s > 0 ? ctx->settle_grace_s : STORAGE_SETTLE_GRACE_DEFAULT};
   rc = db_insert(ctx->pool, &ia, r.created_at, ierr);
   if (rc == LC_ERR_CONFLICT) {
     rc = lc_err_set(err, LC_ERR_CONFLICT,
@@ -616,43 +655,54 @@ int storage_reports_create(const storage_reports_ctx *ctx, const lc_identity *id
   }
   inserted = 1;
 
-  /* 6. commit */
-  rc = commit_or_recover(ctx, id, resv.reservation_id, debit_id);
-  reserved = 0; /* commit_or_recover released it on failure */
-  if (rc != LC_OK) {
+  /* 6. commit: the work is deleted only after a definite release */
+  rc = storage_creditc_commit_or_recover(ctx->credit, id, resv.reservation_id, debit_id,
+                                         "storage_reports_create");
+  reserved = 0; /* committed, released, or handed to the settler */
+  if (rc == LC_ERR_UNAVAIL) {
     rc = lc_err_set(err, LC_ERR_UNAVAIL,
                     "credits service is temporarily unavailable; nothing was charged");
     goto out;
   }
   inserted = 0; /* keep the row and the object from here on */
   stored = 0;
-  for (int attempt = 0; attempt < 3; attempt++) {
-    rc = db_set_debit(ctx->pool, r.id, debit_id, ierr);
-    if (rc == LC_OK)
-      break;
+  if (rc != LC_OK) {
+    /* outcome unknown: the settler decides (settle.h); the claim stays open */
+    storage_settle_mark(ctx->pool, STORAGE_IDEM_REPORT, r.id);
+    lc_log_warn("Event - report %s: charge outcome unknown, left to the settler", r.id);
+    claimed = 0;
+    rc = lc_err_set(err, LC_ERR_UNAVAIL, "%s", STORAGE_SETTLING_DETAIL);
+    goto out;
   }
-  if (rc != LC_OK)
-    lc_log_error("Event - report %s charged by debit %s but debit_id not stored: %s", r.id,
+  rc = storage_settle_set_debit(ctx->pool, STORAGE_IDEM_REPORT, r.id, debit_id, ierr);
+  if (rc != LC_OK) {
+    /* charged, not yet visible: the settler stores the debit after the grace period */
+    lc_log_error("Event - report %s charged by debit %s but debit_id not stored yet: %s", r.id,
                  debit_id, ierr);
+    claimed = 0;
+    rc = lc_err_set(err, LC_ERR_UNAVAIL, "%s", STORAGE_SETTLING_DETAIL);
+    goto out;
+  }
   lc_log_info("Event - report %s generated (%" PRId64 " bytes) debit %s", r.id, r.size_bytes,
               debit_id);
   if (claimed) {
-    idem_finish(ctx->pool, id->user_id, idem_key, r.id);
+    storage_idem_finish(ctx->pool, id->user_id, idem_key, STORAGE_IDEM_REPORT, r.id);
     claimed = 0;
   }
   *out = r;
   rc = LC_OK;
 out:
   if (claimed)
-    idem_finish(ctx->pool, id->user_id, idem_key, NULL);
+    storage_idem_finish(ctx->pool, id->user_id, idem_key, STORAGE_IDEM_REPORT, NULL);
   if (inserted && db_delete(ctx->pool, r.id, ierr) != LC_OK)
     lc_log_error("storage_reports_create - metadata row %s not deleted: %s", r.id, ierr);
   if (stored)
     delete_object_logged(ctx, object_key);
   if (reserved)
-    release_logged(ctx, id, resv.reservation_id);
+    storage_creditc_release_logged(ctx->credit, id, resv.reservation_id, "storage_reports_create");
   free(doc);
   json_decref(entries);
+  json_decref(debits);
   return rc;
 }
 
@@ -667,7 +717,7 @@ int storage_reports_get(lc_db_pool *pool, const char *user_id, const char *repor
 
   if (!lc_uuid_valid(report_id) || !lc_uuid_valid(user_id))
     return lc_err_set(err, LC_ERR_NOTFOUND, "report not found");
-  rc = db_run(pool,
+  rc = storage_db_run(pool,
               "SELECT " REPORT_COLS " FROM storage.reports "
               "WHERE id = $1::uuid AND user_id = $2::uuid AND debit_id IS NOT NULL",
               2, params, &res, err);
@@ -682,43 +732,18 @@ int storage_reports_get(lc_db_pool *pool, const char *user_id, const char *repor
   return LC_OK;
 }
 
-/* Cursor = base64url("<created_at epoch microseconds>:<id>"). */
-static int cursor_decode(const char *cursor, char us[24], char id[37])
-{
-  uint8_t *raw = NULL;
-  size_t rawlen = 0, i;
-  int64_t v;
-  int rc = LC_ERR_PARAM;
-
-  if (strlen(cursor) > 120 || lc_b64url_decode(cursor, strlen(cursor), &raw, &rawlen) != LC_OK)
-    return LC_ERR_PARAM;
-  for (i = 0; i < rawlen && i < 23 && raw[i] != ':'; i++)
-    us[i] = (char)raw[i];
-  us[i] = '\0';
-  if (i == rawlen || raw[i] != ':' || rawlen - i - 1 != 36)
-    goto out;
-  memcpy(id, raw + i + 1, 36);
-  id[36] = '\0';
-  if (!lc_uuid_valid(id) || lc_parse_i64(us, 0, INT64_MAX, &v) != LC_OK)
-    goto out;
-  rc = LC_OK;
-out:
-  free(raw);
-  return rc;
-}
-
 int storage_reports_list(lc_db_pool *pool, const char *user_id, int limit, const char *cursor,
                          storage_report *items, size_t *n, char next_cursor[128],
                          char err[LC_ERR_LEN])
 {
-  char us[24] = "", cid[37] = "", lim[16], raw[80];
+  char us[24] = "", cid[37] = "", lim[16];
   const char *params[4];
   PGresult *res = NULL;
   int rc, rows;
 
   *n = 0;
   /* decode first: cursor may alias next_cursor */
-  if (cursor != NULL && cursor[0] != '\0' && cursor_decode(cursor, us, cid) != LC_OK) {
+  if (cursor != NULL && cursor[0] != '\0' && storage_cursor_decode(cursor, us, cid) != LC_OK) {
     next_cursor[0] = '\0';
     return lc_err_set(err, LC_ERR_PARAM, "cursor is invalid");
   }
@@ -732,7 +757,7 @@ int storage_reports_list(lc_db_pool *pool, const char *user_id, int limit, const
   params[1] = us[0] != '\0' ? us : NULL;
   params[2] = cid[0] != '\0' ? cid : NULL;
   params[3] = lim;
-  rc = db_run(pool,
+  rc = storage_db_run(pool,
               "SELECT " REPORT_COLS ", (extract(epoch FROM created_at) * 1000000)::bigint::text "
               "FROM storage.reports WHERE user_id = $1::uuid AND debit_id IS NOT NULL "
               "AND ($2::bigint IS NULL OR (created_at, id) < "
@@ -744,15 +769,9 @@ int storage_reports_list(lc_db_pool *pool, const char *user_id, int limit, const
   rows = PQntuples(res);
   for (int i = 0; i < rows && i < limit; i++)
     row_to_report(res, i, &items[(*n)++]);
-  if (rows > limit) {
-    char *enc;
-    snprintf(raw, sizeof(raw), "%s:%s", PQgetvalue(res, limit - 1, REPORT_NCOLS),
-             PQgetvalue(res, limit - 1, 0));
-    enc = lc_b64url_encode((const uint8_t *)raw, strlen(raw));
-    if (enc != NULL)
-      lc_strlcpy(next_cursor, enc, 128);
-    free(enc);
-  }
+  if (rows > limit)
+    storage_cursor_encode(PQgetvalue(res, limit - 1, REPORT_NCOLS), PQgetvalue(res, limit - 1, 0),
+                          next_cursor);
   PQclear(res);
   return LC_OK;
 }
@@ -772,4 +791,86 @@ json_t *storage_report_to_json(const storage_report *r)
   if (r->to[0] != '\0')
     json_object_set_new(j, "to", json_string(r->to));
   return j;
+}
+
+/* ---- paid download ---------------------------------------------------------- */
+
+static int report_object_key(lc_db_pool *pool, const char *user_id, const char *report_id,
+                             char key[160], char err[LC_ERR_LEN])
+{
+  const char *params[2] = {report_id, user_id};
+  PGresult *res = NULL;
+  int rc;
+
+  rc = storage_db_run(pool,
+                      "SELECT object_key FROM storage.reports WHERE id = $1::uuid "
+                      "AND user_id = $2::uuid AND debit_id IS NOT NULL",
+                      2, params, &res, err);
+  if (rc != LC_OK)
+    return rc;
+  if (PQntuples(res) != 1) {
+    PQclear(res);
+    return lc_err_set(err, LC_ERR_NOTFOUND, "report not found");
+  }
+  lc_strlcpy(key, PQgetvalue(res, 0, 0), 160);
+  PQclear(res);
+  return LC_OK;
+}
+
+int storage_reports_download(const storage_reports_ctx *ctx, const lc_identity *id,
+                             const char *report_id, storage_report *meta, char **body,
+                             size_t *len, char err[LC_ERR_LEN])
+{
+  storage_reservation resv;
+  char key[160], debit_id[64], ierr[LC_ERR_LEN] = "";
+  int rc;
+
+  *body = NULL;
+  *len = 0;
+  /* 1. authorization (ownership) before the charge */
+  rc = storage_reports_get(ctx->pool, id->user_id, report_id != NULL ? report_id : "", meta,
+                           ierr);
+  if (rc == LC_OK)
+    rc = report_object_key(ctx->pool, id->user_id, report_id, key, ierr);
+  if (rc == LC_ERR_NOTFOUND)
+    return lc_err_set(err, rc, "report not found");
+  if (rc != LC_OK) {
+    lc_log_error("storage_reports_download - %s", ierr);
+    return lc_err_set(err, LC_ERR_UNAVAIL, "reports are temporarily unavailable");
+  }
+  /* 2. reserve */
+  rc = storage_creditc_reserve(ctx->credit, id, "report.download", NULL, &resv, ierr);
+  if (rc == LC_ERR_FUNDS)
+    return lc_err_set(err, rc, "%s", ierr);
+  if (rc != LC_OK) {
+    lc_log_error("storage_reports_download - reserve: %s", ierr);
+    return lc_err_set(err, LC_ERR_UNAVAIL, "credits service is temporarily unavailable");
+  }
+  /* 3. read the object (bounded) */
+  rc = storage_s3_get_object(ctx->s3, key, STORAGE_REPORT_MAX_BYTES, body, len, ierr);
+  if (rc != LC_OK) {
+    lc_log_error("storage_reports_download - read %s: %s", key, ierr);
+    storage_creditc_release_logged(ctx->credit, id, resv.reservation_id,
+                                   "storage_reports_download");
+    return lc_err_set(err, LC_ERR_UNAVAIL,
+                      "report storage is temporarily unavailable; nothing was charged");
+  }
+  /* 4. commit (writes the audit row at credit-svc) */
+  rc = storage_creditc_commit_or_recover(ctx->credit, id, resv.reservation_id, debit_id,
+                                         "storage_reports_download");
+  if (rc == LC_ERR_TIMEOUT) {
+    /* maybe charged: a charge must leave the work done, so serve it */
+    lc_log_warn("Event - report %s downloaded; charge outcome unknown (reservation %s)",
+                meta->id, resv.reservation_id);
+    return LC_OK;
+  }
+  if (rc != LC_OK) { /* definitely released */
+    free(*body);
+    *body = NULL;
+    *len = 0;
+    return lc_err_set(err, LC_ERR_UNAVAIL,
+                      "credits service is temporarily unavailable; nothing was charged");
+  }
+  lc_log_info("Event - report %s downloaded, debit %s", meta->id, debit_id);
+  return LC_OK;
 }

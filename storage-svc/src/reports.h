@@ -11,11 +11,16 @@
  *   3. read the caller's ledger, build the JSON report.
  *   4. PUT reports/<user_id>/<report_id>.json to S3.
  *   5. INSERT the metadata row (debit_id NULL: invisible until committed).
- *   6. commit the reservation, store debit_id.
+ *   6. commit the reservation, store debit_id (status 'committed'), and only
+ *      then complete the Idempotency-Key claim.
  *   Any failure before 6 releases the reservation (nothing charged). A failed
- *   commit releases, deletes the row and the object and answers 503 - unless
- *   credit-svc says the reservation was in fact committed, then the commit
- *   is repeated (idempotent) and the report kept.
+ *   commit is followed by a release: a definite release (200) deletes the
+ *   row and the object and answers 503 "nothing was charged"; a 409 means it
+ *   was committed (the commit is repeated to read the debit, report kept);
+ *   an unknown outcome keeps row and object (status 'settling') and answers
+ *   503 STORAGE_SETTLING_DETAIL - the settler (settle.h) then makes it
+ *   charged + visible or released + deleted. A failure to store debit_id
+ *   after a commit answers the same 503 (the settler stores it).
  *
  * Thread-safety: every function may run concurrently; each DB step checks
  * out its own pooled connection and no lock is held across HTTP calls. */
@@ -40,11 +45,18 @@ typedef struct {
   const storage_s3 *s3;
   const storage_creditc *credit;
   size_t max_entries;       /* ledger cap per report, 0 = STORAGE_REPORT_MAX_ENTRIES */
+  int settle_grace_s;       /* a 'pending' row is settled after this (0 = default, settle.h) */
 } storage_reports_ctx;
 
+/* The 503 detail when a charge's outcome is unknown (settle.h). */
+#define STORAGE_SETTLING_DETAIL                                                            \
+  "the credits service did not confirm the charge; the outcome is being settled: the "     \
+  "result becomes visible if it was charged, otherwise nothing is charged - retry with the " \
+  "same Idempotency-Key to get it"
+
 typedef struct {
-  char kind[16];            /* "usage" (only kind implemented) */
-  char format[8];           /* "json" (only format implemented) */
+  char kind[16];            /* "usage" | "files" */
+  char format[8];           /* "json" | "csv" */
   char from[32], to[32];    /* normalised "YYYY-MM-DDTHH:MM:SS.mmmZ" or "" */
   int64_t from_ms, to_ms;   /* epoch ms, -1 when absent; from inclusive, to exclusive */
 } storage_report_req;
@@ -69,9 +81,7 @@ void storage_reports_format_time(int64_t ms, char out[32]);
 
 /* Strictly validates the POST body {kind, format, from?, to?} (body
  * borrowed): unknown fields, wrong types, unknown values, bad or reversed
- * times -> LC_ERR_PARAM with a user-facing detail in err. kind "files" and
- * format "csv" are valid in the API but not implemented yet -> LC_ERR_PARAM
- * ("not supported yet"). */
+ * times -> LC_ERR_PARAM with a user-facing detail in err. */
 int storage_reports_parse_req(const json_t *body, storage_report_req *out, char err[LC_ERR_LEN]);
 
 /* Builds the usage report document
@@ -86,6 +96,42 @@ int storage_reports_build_usage(const char *report_id, const char *user_id,
                                 const char *generated_at, const storage_report_req *req,
                                 const json_t *entries, int truncated, char **out, size_t *len,
                                 char err[LC_ERR_LEN]);
+
+/* Everything a report document is built from (all borrowed). */
+typedef struct {
+  const char *report_id, *user_id, *generated_at;
+  const storage_report_req *req;
+  const json_t *entries;  /* usage: ledger entries (credit-svc's shape, newest first);
+                             files: storage_file_to_json objects */
+  const json_t *debits;   /* usage: debit_id -> {tx_hash, chain_status, ...} from
+                             credit-svc's /internal/debits; NULL = chain data unavailable */
+  int truncated;          /* the source had more entries than the cap */
+} storage_report_input;
+
+/* Builds the report document of in->req->kind / format:
+ *   json usage: {report_id, user_id, kind, format, generated_at, from?, to?,
+ *                entry_count, truncated, chain_data: "available"|"unavailable",
+ *                totals:{debited, credited, confirmed_debits, confirmed_cost},
+ *                entries:[ledger entry + tx_hash + chain_status]}
+ *   json files: {..., file_count, truncated, files:[...]}
+ *   csv usage:  ts,kind,action,delta,balance_after,debit_id,tx_hash,chain_status
+ *   csv files:  id,name,content_type,size_bytes,sha256,created_at
+ * (CSV: RFC 4180 + formula guard, see csvw.h). Entries outside [from, to)
+ * (by "ts" or "created_at") are left out. *out is new (free()), *len its
+ * length. Over STORAGE_REPORT_MAX_BYTES -> LC_ERR_TOO_LARGE; entries not an
+ * array -> LC_ERR_PARAM. */
+int storage_reports_build(const storage_report_input *in, char **out, size_t *len,
+                          char err[LC_ERR_LEN]);
+
+/* Reads an own committed report's bytes for a paid download
+ * ("report.download" = 2 credits): ownership first (404 costs nothing), then
+ * reserve -> read the object -> commit. If the object cannot be read the
+ * reservation is released and LC_ERR_UNAVAIL returned (nothing charged).
+ * On LC_OK *body is new (free()), *len its size, *meta the report; the
+ * debit's audit row is written by credit-svc's commit. */
+int storage_reports_download(const storage_reports_ctx *ctx, const lc_identity *id,
+                             const char *report_id, storage_report *meta, char **body,
+                             size_t *len, char err[LC_ERR_LEN]);
 
 /* Hex SHA-256 of the normalised request (kind, format, from, to): stored
  * with the Idempotency-Key to tell a replay from a different request. */

@@ -101,7 +101,56 @@ int storage_s3_init(storage_s3 *s3, const char *endpoint, const char *region,
     storage_s3_clear(s3);
     return lc_err_set(err, LC_ERR_PARAM, "S3_SECRET_KEY: empty or too long");
   }
+  lc_strlcpy(s3->scheme, strncmp(endpoint, "https://", 8) == 0 ? "https" : "http",
+             sizeof(s3->scheme));
+  lc_strlcpy(s3->ep_host, s3->host, sizeof(s3->ep_host));
+  s3->virtual_host = 0;
   s3->timeout_ms = timeout_ms > 0 ? timeout_ms : 10000;
+  return LC_OK;
+}
+
+int storage_s3_set_addressing(storage_s3 *s3, const char *mode, char err[LC_ERR_LEN])
+{
+  int n;
+
+  if (mode == NULL || strcmp(mode, "path") == 0) {
+    s3->virtual_host = 0;
+    lc_strlcpy(s3->host, s3->ep_host, sizeof(s3->host));
+    return LC_OK;
+  }
+  if (strcmp(mode, "virtual") != 0)
+    return lc_err_set(err, LC_ERR_PARAM, "S3_ADDRESSING: must be path or virtual");
+  if (strchr(s3->bucket, '.') != NULL)
+    return lc_err_set(err, LC_ERR_PARAM,
+                      "S3_ADDRESSING: virtual needs a bucket name without '.'; use path");
+  n = snprintf(s3->host, sizeof(s3->host), "%s.%s", s3->bucket, s3->ep_host);
+  if (n < 0 || (size_t)n >= sizeof(s3->host))
+    return lc_err_set(err, LC_ERR_PARAM, "S3_ENDPOINT: host too long for virtual addressing");
+  s3->virtual_host = 1;
+  return LC_OK;
+}
+
+int storage_s3_url(const storage_s3 *s3, const char *key, char *url, size_t urlsz,
+                   char *signed_path, size_t pathsz, char err[LC_ERR_LEN])
+{
+  char epath[S3_PATH_MAX * 3];
+  int n;
+
+  if (key != NULL && !storage_s3_key_valid(key))
+    return lc_err_set(err, LC_ERR_PARAM, "s3: invalid object key");
+  if (s3->virtual_host)
+    n = snprintf(signed_path, pathsz, "/%s", key != NULL ? key : "");
+  else if (key != NULL)
+    n = snprintf(signed_path, pathsz, "/%s/%s", s3->bucket, key);
+  else
+    n = snprintf(signed_path, pathsz, "/%s", s3->bucket);
+  if (n < 0 || (size_t)n >= pathsz)
+    return lc_err_set(err, LC_ERR_TOO_LARGE, "s3: object key too long");
+  if (storage_sigv4_uri_encode(signed_path, 0, epath, sizeof(epath)) != LC_OK)
+    return lc_err_set(err, LC_ERR_TOO_LARGE, "s3: object key too long");
+  n = snprintf(url, urlsz, "%s://%s%s", s3->scheme, s3->host, epath);
+  if (n < 0 || (size_t)n >= urlsz)
+    return lc_err_set(err, LC_ERR_TOO_LARGE, "s3: url too long");
   return LC_OK;
 }
 
@@ -111,50 +160,38 @@ void storage_s3_clear(storage_s3 *s3)
     explicit_bzero(s3->secret_key, sizeof(s3->secret_key));
 }
 
-/* Signs and performs one request; *resp is filled (caller frees) on LC_OK. */
-static int s3_do(const storage_s3 *s3, const s3_op *op, lc_http_resp *resp,
-                 char err[LC_ERR_LEN])
-{
-  char path[S3_PATH_MAX], epath[S3_PATH_MAX * 3], url[S3_URL_MAX];
+/* Signed request headers for one operation. */
+typedef struct {
+  char url[S3_URL_MAX];
   char h_host[300], h_date[40], h_sha[100], h_auth[STORAGE_SIGV4_AUTH_LEN + 32], h_ct[160];
   const char *hdrs[7];
+} s3_prep;
+
+static int s3_prepare(const storage_s3 *s3, const char *method, const char *key,
+                      const char *content_type, const char *payload_sha, s3_prep *p,
+                      char err[LC_ERR_LEN])
+{
+  char path[S3_PATH_MAX];
   storage_sigv4_kv extra[1];
   storage_sigv4_req sreq;
   storage_sigv4_out sout;
-  uint8_t digest[32];
-  char body_sha[65];
-  lc_http_req hreq;
   size_t nh = 0;
   int n, rc;
 
-  if (op->key != NULL && !storage_s3_key_valid(op->key))
-    return lc_err_set(err, LC_ERR_PARAM, "s3: invalid object key");
-  if (op->key != NULL)
-    n = snprintf(path, sizeof(path), "/%s/%s", s3->bucket, op->key);
-  else
-    n = snprintf(path, sizeof(path), "/%s", s3->bucket);
-  if (n < 0 || (size_t)n >= sizeof(path))
-    return lc_err_set(err, LC_ERR_PARAM, "s3: object key too long");
-  if (storage_sigv4_uri_encode(path, 0, epath, sizeof(epath)) != LC_OK)
-    return lc_err_set(err, LC_ERR_PARAM, "s3: object key too long");
-  n = snprintf(url, sizeof(url), "%s%s", s3->endpoint, epath);
-  if (n < 0 || (size_t)n >= sizeof(url))
-    return lc_err_set(err, LC_ERR_PARAM, "s3: url too long");
-
-  lc_sha256(op->body != NULL ? op->body : "", op->body != NULL ? op->len : 0, digest);
-  lc_hex_encode(digest, 32, body_sha);
-
+  rc = storage_s3_url(s3, key, p->url, sizeof(p->url), path, sizeof(path), err);
+  if (rc != LC_OK)
+    return rc == LC_ERR_TOO_LARGE ? LC_ERR_PARAM : rc;
   memset(&sreq, 0, sizeof(sreq));
-  sreq.method = op->method;
+  sreq.method = method;
   sreq.path = path;
   sreq.host = s3->host;
-  if (op->content_type != NULL) {
+  if (content_type != NULL) {
     extra[0].name = "content-type";
-    extra[0].value = op->content_type;
+    extra[0].value = content_type;
     sreq.headers = extra;
     sreq.nheaders = 1;
   }
-  sreq.payload_sha256 = body_sha;
+  sreq.payload_sha256 = payload_sha;
   sreq.access_key = s3->access_key;
   sreq.secret_key = s3->secret_key;
   sreq.region = s3->region;
@@ -163,34 +200,52 @@ static int s3_do(const storage_s3 *s3, const s3_op *op, lc_http_resp *resp,
   rc = storage_sigv4_sign(&sreq, &sout, NULL, 0, err);
   if (rc != LC_OK)
     return rc;
-
-  snprintf(h_host, sizeof(h_host), "Host: %s", s3->host);
-  snprintf(h_date, sizeof(h_date), "x-amz-date: %s", sout.amz_date);
-  snprintf(h_sha, sizeof(h_sha), "x-amz-content-sha256: %s", body_sha);
-  snprintf(h_auth, sizeof(h_auth), "Authorization: %s", sout.authorization);
-  hdrs[nh++] = h_host;
-  hdrs[nh++] = h_date;
-  hdrs[nh++] = h_sha;
-  hdrs[nh++] = h_auth;
-  if (op->content_type != NULL) {
-    n = snprintf(h_ct, sizeof(h_ct), "Content-Type: %s", op->content_type);
-    if (n < 0 || (size_t)n >= sizeof(h_ct))
+  snprintf(p->h_host, sizeof(p->h_host), "Host: %s", s3->host);
+  snprintf(p->h_date, sizeof(p->h_date), "x-amz-date: %s", sout.amz_date);
+  snprintf(p->h_sha, sizeof(p->h_sha), "x-amz-content-sha256: %s", payload_sha);
+  snprintf(p->h_auth, sizeof(p->h_auth), "Authorization: %s", sout.authorization);
+  p->hdrs[nh++] = p->h_host;
+  p->hdrs[nh++] = p->h_date;
+  p->hdrs[nh++] = p->h_sha;
+  p->hdrs[nh++] = p->h_auth;
+  if (content_type != NULL) {
+    n = snprintf(p->h_ct, sizeof(p->h_ct), "Content-Type: %s", content_type);
+    if (n < 0 || (size_t)n >= sizeof(p->h_ct))
       return lc_err_set(err, LC_ERR_PARAM, "s3: content type too long");
-    hdrs[nh++] = h_ct;
+    p->hdrs[nh++] = p->h_ct;
   }
-  hdrs[nh] = NULL;
+  p->hdrs[nh] = NULL;
+  return LC_OK;
+}
 
+/* Signs and performs one request; *resp is filled (caller frees) on LC_OK. */
+static int s3_do(const storage_s3 *s3, const s3_op *op, lc_http_resp *resp,
+                 char err[LC_ERR_LEN])
+{
+  s3_prep p;
+  uint8_t digest[32];
+  char body_sha[65];
+  lc_http_req hreq;
+  int rc;
+
+  lc_sha256(op->body != NULL ? op->body : "", op->body != NULL ? op->len : 0, digest);
+  lc_hex_encode(digest, 32, body_sha);
+  rc = s3_prepare(s3, op->method, op->key, op->content_type, body_sha, &p, err);
+  if (rc != LC_OK) {
+    explicit_bzero(p.h_auth, sizeof(p.h_auth));
+    return rc;
+  }
   memset(&hreq, 0, sizeof(hreq));
   hreq.method = op->method;
-  hreq.url = url;
-  hreq.headers = hdrs;
+  hreq.url = p.url;
+  hreq.headers = p.hdrs;
   hreq.body = op->body;
   hreq.body_len = op->body != NULL ? op->len : 0;
   hreq.timeout_ms = s3->timeout_ms;
   hreq.max_resp = op->max_resp > 0 ? op->max_resp : S3_SMALL_RESP;
   memset(resp, 0, sizeof(*resp));
   rc = lc_http_do(&hreq, resp, err);
-  explicit_bzero(h_auth, sizeof(h_auth));
+  explicit_bzero(p.h_auth, sizeof(p.h_auth));
   if (rc == LC_ERR_TOO_LARGE) {
     lc_http_resp_free(resp);
     return lc_err_set(err, LC_ERR_TOO_LARGE, "s3: %s response over %zu bytes", op->method,
@@ -317,5 +372,125 @@ int storage_s3_delete_object(const storage_s3 *s3, const char *key, char err[LC_
   rc = (resp.status == 204 || resp.status == 200) ? LC_OK
                                                     : s3_status_err("delete object", &resp, err);
   lc_http_resp_free(&resp);
+  return rc;
+}
+
+/* ---- streaming upload ---------------------------------------------------- */
+
+typedef struct {
+  storage_s3_read_fn read;
+  void *ud;
+  size_t left;
+} up_src;
+
+static size_t up_read_cb(char *buf, size_t size, size_t nitems, void *ud)
+{
+  up_src *u = ud;
+  size_t want = size * nitems, got;
+
+  if (want > u->left)
+    want = u->left;
+  if (want == 0)
+    return 0;
+  got = u->read(u->ud, buf, want);
+  if (got > want)
+    return CURL_READFUNC_ABORT;
+  u->left -= got;
+  return got;
+}
+
+typedef struct {
+  char buf[S3_SMALL_RESP];
+  size_t len;
+} up_sink;
+
+static size_t up_write_cb(char *ptr, size_t size, size_t nmemb, void *ud)
+{
+  up_sink *s = ud;
+  size_t n = size * nmemb, take = n;
+
+  if (take > sizeof(s->buf) - 1 - s->len)
+    take = sizeof(s->buf) - 1 - s->len; /* error bodies are small; keep the start */
+  memcpy(s->buf + s->len, ptr, take);
+  s->len += take;
+  s->buf[s->len] = '\0';
+  return n;
+}
+
+int storage_s3_put_stream(const storage_s3 *s3, const char *key, storage_s3_read_fn read,
+                          void *ud, size_t len, const char *payload_sha256,
+                          const char *content_type, char err[LC_ERR_LEN])
+{
+  s3_prep p;
+  up_src src = {read, ud, len};
+  up_sink *sink = NULL;
+  struct curl_slist *hl = NULL, *t;
+  lc_http_resp fake;
+  CURL *h = NULL;
+  CURLcode cc;
+  long status = 0;
+  int rc;
+
+  if (key == NULL || read == NULL)
+    return lc_err_set(err, LC_ERR_PARAM, "s3: missing key or reader");
+  rc = s3_prepare(s3, "PUT", key, content_type,
+                  payload_sha256 != NULL ? payload_sha256 : "UNSIGNED-PAYLOAD", &p, err);
+  if (rc != LC_OK)
+    goto out;
+  for (size_t i = 0; p.hdrs[i] != NULL; i++) {
+    t = curl_slist_append(hl, p.hdrs[i]);
+    if (t == NULL) {
+      rc = lc_err_set(err, LC_ERR_NOMEM, "s3: header list");
+      goto out;
+    }
+    hl = t;
+  }
+  t = curl_slist_append(hl, "Expect:");
+  if (t == NULL) {
+    rc = lc_err_set(err, LC_ERR_NOMEM, "s3: header list");
+    goto out;
+  }
+  hl = t;
+  h = curl_easy_init();
+  if (h == NULL) {
+    rc = lc_err_set(err, LC_ERR_NOMEM, "s3: curl_easy_init failed");
+    goto out;
+  }
+  sink = lc_xcalloc(1, sizeof(*sink));
+  curl_easy_setopt(h, CURLOPT_URL, p.url);
+  curl_easy_setopt(h, CURLOPT_NOSIGNAL, 1L);
+  curl_easy_setopt(h, CURLOPT_PROTOCOLS_STR, "http,https");
+  curl_easy_setopt(h, CURLOPT_FOLLOWLOCATION, 0L);
+  curl_easy_setopt(h, CURLOPT_TIMEOUT_MS, s3->timeout_ms);
+  curl_easy_setopt(h, CURLOPT_CONNECTTIMEOUT_MS, s3->timeout_ms < 5000 ? s3->timeout_ms : 5000L);
+  curl_easy_setopt(h, CURLOPT_HTTPHEADER, hl);
+  curl_easy_setopt(h, CURLOPT_UPLOAD, 1L);
+  curl_easy_setopt(h, CURLOPT_READFUNCTION, up_read_cb);
+  curl_easy_setopt(h, CURLOPT_READDATA, &src);
+  curl_easy_setopt(h, CURLOPT_INFILESIZE_LARGE, (curl_off_t)len);
+  curl_easy_setopt(h, CURLOPT_WRITEFUNCTION, up_write_cb);
+  curl_easy_setopt(h, CURLOPT_WRITEDATA, sink);
+  cc = curl_easy_perform(h);
+  curl_easy_getinfo(h, CURLINFO_RESPONSE_CODE, &status);
+  if (cc != CURLE_OK) {
+    rc = lc_err_set(err, LC_ERR_UNAVAIL, "s3: PUT failed: %s",
+                    cc == CURLE_OPERATION_TIMEDOUT ? "timeout" : "store unreachable");
+    goto out;
+  }
+  if (status == 200) {
+    rc = LC_OK;
+    goto out;
+  }
+  memset(&fake, 0, sizeof(fake));
+  fake.status = status;
+  fake.body = sink->buf;
+  fake.len = sink->len;
+  rc = s3_status_err("put object", &fake, err);
+out:
+  explicit_bzero(p.h_auth, sizeof(p.h_auth));
+  if (h != NULL)
+    curl_easy_cleanup(h);
+  curl_slist_free_all(hl);
+  free(sink);
   return rc;
 }

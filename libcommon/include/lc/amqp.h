@@ -7,7 +7,8 @@
  * Topology (declared idempotently by lc_amqp_declare_topology, see
  * proto/topology.md): topic exchanges credit.events, chain.events,
  * auth.events; quorum queues chain-svc.debits (credit.debit.committed) and
- * credit-svc.chain-results (chain.transfer.*), each with a dead-letter queue
+ * credit-svc.chain-results (chain.transfer.*), credit-svc.audit
+ * (auth.events / auth.audit), each with a dead-letter queue
  * <queue>.dlq via exchange dlx. */
 #ifndef LC_AMQP_H
 #define LC_AMQP_H
@@ -24,9 +25,13 @@ void lc_amqp_pub_close(lc_amqp_pub *pub);
 
 /* Publishes one persistent message (content-type application/json,
  * message_id = msg_id, mandatory) and waits up to timeout_ms for the broker's
- * confirm. Returns LC_OK only on basic.ack with no basic.return; otherwise
- * LC_ERR_IO / LC_ERR_TIMEOUT (the caller retries later; the connection is
- * then unusable: close and reopen). */
+ * confirm. Returns LC_OK only on basic.ack with no basic.return;
+ * LC_ERR_NOTFOUND when the broker returned the message as unroutable (no
+ * queue bound for the routing key; the publisher stays usable - the caller
+ * decides whether "delivered to nobody" is fine, e.g. auth.events
+ * revocations with no gateway running, or a reason to retry later);
+ * otherwise LC_ERR_IO / LC_ERR_TIMEOUT (the caller retries later; the
+ * connection is then unusable: close and reopen). */
 int lc_amqp_publish(lc_amqp_pub *pub, const char *exchange, const char *routing_key,
                     const char *msg_id, const char *body, size_t len, int timeout_ms,
                     char err[LC_ERR_LEN]);
@@ -45,6 +50,17 @@ typedef int (*lc_amqp_handler)(void *ud, const char *routing_key, const char *ms
  * handler returns. Blocks the calling thread; returns LC_OK after stop. */
 int lc_amqp_consume(const char *url, const char *queue, int prefetch, lc_amqp_handler fn,
                     void *ud, atomic_bool *stop);
+
+/* Like lc_amqp_consume, for broadcast events: on every (re)connection
+ * declares exchange (topic, durable, as the topology does), a server-named
+ * exclusive auto-delete queue bound to each of keys[0..nkeys), consumes it,
+ * then calls on_bound(ud) (may be NULL) from the consumer's thread. Events
+ * published while no queue was bound (between connections) are lost, so
+ * on_bound is where a consumer resynchronises (e.g. reloads a list). The
+ * queue disappears with the connection. Blocks until *stop. */
+int lc_amqp_consume_bound(const char *url, const char *exchange, const char *const *keys,
+                          size_t nkeys, int prefetch, void (*on_bound)(void *ud),
+                          lc_amqp_handler fn, void *ud, atomic_bool *stop);
 
 /* 1 when a connection to url can be opened now (for /readyz). */
 int lc_amqp_ping(const char *url);

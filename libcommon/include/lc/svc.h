@@ -63,5 +63,8 @@ int lc_read_file(const char *path, size_t max, char **out, size_t *len, char err
 /* Process-wide counters for /metrics (name must be a valid Prometheus metric
  * name with optional {labels}; at most 128 distinct series). Thread-safe. */
 void lc_metric_add(const char *series, uint64_t v);
+/* Sets a series to v (a gauge: the last value wins); same naming rules and
+ * series limit as lc_metric_add. Thread-safe. */
+void lc_metric_set(const char *series, uint64_t v);
 
 #endif

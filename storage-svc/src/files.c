@@ -1,0 +1,509 @@
+/* files.c - uploads, listing, reading, deleting, paid metadata (files.h). */
+#include "files.h"
+
+#include <inttypes.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "cursor.h"
+#include "idem.h"
+#include "lc/log.h"
+#include "lc/util.h"
+#include "reports.h"
+#include "settle.h"
+
+#define TS_FMT "'YYYY-MM-DD\"T\"HH24:MI:SS.MS\"Z\"'"
+#define FILE_COLS                                                                  \
+  "id::text, user_id::text, name, content_type, size_bytes::text, sha256, "        \
+  "to_char(created_at AT TIME ZONE 'UTC', " TS_FMT "), object_key"
+#define FILE_NCOLS 8
+
+static void row_to_file(const PGresult *res, int i, storage_file *f)
+{
+  int64_t size = 0;
+
+  memset(f, 0, sizeof(*f));
+  lc_strlcpy(f->id, PQgetvalue(res, i, 0), sizeof(f->id));
+  lc_strlcpy(f->user_id, PQgetvalue(res, i, 1), sizeof(f->user_id));
+  lc_strlcpy(f->name, PQgetvalue(res, i, 2), sizeof(f->name));
+  lc_strlcpy(f->content_type, PQgetvalue(res, i, 3), sizeof(f->content_type));
+  lc_parse_i64(PQgetvalue(res, i, 4), 0, INT64_MAX, &size);
+  f->size_bytes = size;
+  lc_strlcpy(f->sha256, PQgetvalue(res, i, 5), sizeof(f->sha256));
+  lc_strlcpy(f->created_at, PQgetvalue(res, i, 6), sizeof(f->created_at));
+  lc_strlcpy(f->object_key, PQgetvalue(res, i, 7), sizeof(f->object_key));
+}
+
+json_t *storage_file_to_json(const storage_file *f)
+{
+  return json_pack("{s:s, s:s, s:s, s:I, s:s, s:s}", "id", f->id, "name", f->name,
+                   "content_type", f->content_type, "size_bytes", (json_int_t)f->size_bytes,
+                   "sha256", f->sha256, "created_at", f->created_at);
+}
+
+void storage_files_request_hash(const char *sha256, const char *name, const char *ctype,
+                                char out[65])
+{
+  char canon[512];
+  uint8_t d[32];
+  int n = snprintf(canon, sizeof(canon), "file.upload\n%s\n%s\n%s", sha256, name, ctype);
+
+  if (n < 0)
+    n = 0;
+  if ((size_t)n >= sizeof(canon))
+    n = (int)sizeof(canon) - 1;
+  lc_sha256(canon, (size_t)n, d);
+  lc_hex_encode(d, 32, out);
+}
+
+/* ---- reads ----------------------------------------------------------------- */
+
+int storage_files_get(lc_db_pool *pool, const char *user_id, const char *file_id,
+                      storage_file *out, char err[LC_ERR_LEN])
+{
+  const char *params[2] = {file_id, user_id};
+  PGresult *res = NULL;
+  int rc;
+
+  if (file_id == NULL || !lc_uuid_valid(file_id) || !lc_uuid_valid(user_id))
+    return lc_err_set(err, LC_ERR_NOTFOUND, "file not found");
+  rc = storage_db_run(pool,
+                      "SELECT " FILE_COLS " FROM storage.files WHERE id = $1::uuid "
+                      "AND user_id = $2::uuid AND debit_id IS NOT NULL",
+                      2, params, &res, err);
+  if (rc != LC_OK)
+    return rc;
+  if (PQntuples(res) != 1) {
+    PQclear(res);
+    return lc_err_set(err, LC_ERR_NOTFOUND, "file not found");
+  }
+  row_to_file(res, 0, out);
+  PQclear(res);
+  return LC_OK;
+}
+
+int storage_files_list(lc_db_pool *pool, const char *user_id, int limit, const char *cursor,
+                       storage_file *items, size_t *n, char next_cursor[128],
+                       char err[LC_ERR_LEN])
+{
+  char us[24] = "", cid[37] = "", lim[16];
+  const char *params[4];
+  PGresult *res = NULL;
+  int rc, rows;
+
+  *n = 0;
+  if (cursor != NULL && cursor[0] != '\0' && storage_cursor_decode(cursor, us, cid) != LC_OK) {
+    next_cursor[0] = '\0';
+    return lc_err_set(err, LC_ERR_PARAM, "cursor is invalid");
+  }
+  next_cursor[0] = '\0';
+  if (limit < 1 || limit > 100)
+    return lc_err_set(err, LC_ERR_PARAM, "limit must be between 1 and 100");
+  if (!lc_uuid_valid(user_id))
+    return lc_err_set(err, LC_ERR_FORBIDDEN, "a user identity is required");
+  snprintf(lim, sizeof(lim), "%d", limit + 1);
+  params[0] = user_id;
+  params[1] = us[0] != '\0' ? us : NULL;
+  params[2] = cid[0] != '\0' ? cid : NULL;
+  params[3] = lim;
+  rc = storage_db_run(pool,
+                      "SELECT " FILE_COLS ", (extract(epoch FROM created_at) * 1000000)::bigint::text "
+                      "FROM storage.files WHERE user_id = $1::uuid AND debit_id IS NOT NULL "
+                      "AND ($2::bigint IS NULL OR (created_at, id) < "
+                      "(timestamptz 'epoch' + $2::bigint * interval '1 microsecond', $3::uuid)) "
+                      "ORDER BY created_at DESC, id DESC LIMIT $4::int",
+                      4, params, &res, err);
+  if (rc != LC_OK)
+    return rc;
+  rows = PQntuples(res);
+  for (int i = 0; i < rows && i < limit; i++)
+    row_to_file(res, i, &items[(*n)++]);
+  if (rows > limit)
+    storage_cursor_encode(PQgetvalue(res, limit - 1, FILE_NCOLS), PQgetvalue(res, limit - 1, 0),
+                          next_cursor);
+  PQclear(res);
+  return LC_OK;
+}
+
+int storage_files_inventory(lc_db_pool *pool, const char *user_id, int64_t from_ms,
+                            int64_t to_ms, size_t max, json_t **out, int *truncated,
+                            char err[LC_ERR_LEN])
+{
+  char from[24], to[24], lim[24];
+  const char *params[4];
+  PGresult *res = NULL;
+  storage_file f;
+  json_t *arr;
+  int rc, rows;
+
+  *out = NULL;
+  *truncated = 0;
+  snprintf(from, sizeof(from), "%" PRId64, from_ms);
+  snprintf(to, sizeof(to), "%" PRId64, to_ms);
+  snprintf(lim, sizeof(lim), "%zu", max + 1);
+  params[0] = user_id;
+  params[1] = from_ms >= 0 ? from : NULL;
+  params[2] = to_ms >= 0 ? to : NULL;
+  params[3] = lim;
+  rc = storage_db_run(pool,
+                      "SELECT " FILE_COLS " FROM storage.files WHERE user_id = $1::uuid "
+                      "AND debit_id IS NOT NULL "
+                      "AND ($2::bigint IS NULL OR created_at >= timestamptz 'epoch' + "
+                      "$2::bigint * interval '1 millisecond') "
+                      "AND ($3::bigint IS NULL OR created_at < timestamptz 'epoch' + "
+                      "$3::bigint * interval '1 millisecond') "
+                      "ORDER BY created_at DESC, id DESC LIMIT $4::int",
+                      4, params, &res, err);
+  if (rc != LC_OK)
+    return rc;
+  rows = PQntuples(res);
+  arr = json_array();
+  for (int i = 0; i < rows && (size_t)i < max; i++) {
+    row_to_file(res, i, &f);
+    json_array_append_new(arr, storage_file_to_json(&f));
+  }
+  *truncated = (size_t)rows > max;
+  PQclear(res);
+  *out = arr;
+  return LC_OK;
+}
+
+int storage_files_read(const storage_files_ctx *ctx, const char *user_id, const char *file_id,
+                       storage_file *meta, char **body, size_t *len, char err[LC_ERR_LEN])
+{
+  char ierr[LC_ERR_LEN] = "";
+  size_t max;
+  int rc;
+
+  *body = NULL;
+  *len = 0;
+  rc = storage_files_get(ctx->pool, user_id, file_id, meta, err);
+  if (rc != LC_OK)
+    return rc;
+  max = meta->size_bytes > 0 ? (size_t)meta->size_bytes : 1;
+  rc = storage_s3_get_object(ctx->s3, meta->object_key, max, body, len, ierr);
+  if (rc != LC_OK) {
+    lc_log_error("storage_files_read - %s: %s", meta->id, ierr);
+    return lc_err_set(err, LC_ERR_UNAVAIL, "file storage is temporarily unavailable");
+  }
+  return LC_OK;
+}
+
+int storage_files_delete(const storage_files_ctx *ctx, const char *user_id, const char *file_id,
+                         char err[LC_ERR_LEN])
+{
+  const char *params[2] = {file_id, user_id};
+  char key[160], ierr[LC_ERR_LEN] = "";
+  PGresult *res = NULL;
+  int rc;
+
+  if (file_id == NULL || !lc_uuid_valid(file_id) || !lc_uuid_valid(user_id))
+    return lc_err_set(err, LC_ERR_NOTFOUND, "file not found");
+  rc = storage_db_run(ctx->pool,
+                      "DELETE FROM storage.files WHERE id = $1::uuid AND user_id = $2::uuid "
+                      "AND debit_id IS NOT NULL RETURNING object_key",
+                      2, params, &res, err);
+  if (rc != LC_OK)
+    return rc;
+  if (PQntuples(res) != 1) {
+    PQclear(res);
+    return lc_err_set(err, LC_ERR_NOTFOUND, "file not found");
+  }
+  lc_strlcpy(key, PQgetvalue(res, 0, 0), sizeof(key));
+  PQclear(res);
+  if (storage_s3_delete_object(ctx->s3, key, ierr) != LC_OK)
+    lc_log_warn("Event - file %s deleted; orphan object %s left in the store: %s", file_id, key,
+                ierr);
+  lc_log_info("Event - file %s deleted", file_id);
+  return LC_OK;
+}
+
+/* ---- paid upload ------------------------------------------------------------- */
+
+typedef struct {
+  const uint8_t *p;
+  size_t left;
+} mem_src;
+
+static size_t mem_read(void *ud, char *dst, size_t n)
+{
+  mem_src *m = ud;
+
+  if (n > m->left)
+    n = m->left;
+  memcpy(dst, m->p, n);
+  m->p += n;
+  m->left -= n;
+  return n;
+}
+
+static int db_insert(lc_db_pool *pool, const storage_file *f, const char *reservation_id,
+                     const char *idem_key, int grace_s, char created_at[32],
+                     char err[LC_ERR_LEN])
+{
+  char size[24], grace[16];
+  const char *params[10];
+  PGresult *res = NULL;
+  int rc;
+
+  snprintf(size, sizeof(size), "%" PRId64, f->size_bytes);
+  params[0] = f->id;
+  params[1] = f->user_id;
+  params[2] = f->name;
+  params[3] = f->content_type;
+  params[4] = f->object_key;
+  params[5] = size;
+  params[6] = f->sha256;
+  params[7] = reservation_id;
+  params[8] = idem_key;
+  snprintf(grace, sizeof(grace), "%d", grace_s > 0 ? grace_s : STORAGE_SETTLE_GRACE_DEFAULT);
+  params[9] = grace;
+  rc = storage_db_run(pool,
+                      "INSERT INTO storage.files (id, user_id, name, content_type, object_key, "
+                      "size_bytes, sha256, reservation_id, idempotency_key, status, "
+                      "settle_after) VALUES ($1::uuid, $2::uuid, $3, $4, "
+                      "$5, $6::bigint, $7, $8, $9, 'pending', "
+                      "now() + $10::int * interval '1 second') "
+                      "RETURNING to_char(created_at AT TIME ZONE 'UTC', " TS_FMT ")",
+                      10, params, &res, err);
+  if (rc != LC_OK)
+    return rc;
+  lc_strlcpy(created_at, PQntuples(res) == 1 ? PQgetvalue(res, 0, 0) : "", 32);
+  PQclear(res);
+  return LC_OK;
+}
+
+static int db_delete_pending(lc_db_pool *pool, const char *id, char err[LC_ERR_LEN])
+{
+  const char *params[1] = {id};
+
+  return storage_db_run(pool, "DELETE FROM storage.files WHERE id = $1::uuid AND debit_id IS NULL",
+                        1, params, NULL, err);
+}
+
+/* Validates the bytes and fills the content part of f (type, size, sha, name). */
+static int prepare(const storage_files_ctx *ctx, const storage_upload *up, storage_file *f,
+                   char err[LC_ERR_LEN])
+{
+  uint8_t digest[32];
+  int rc;
+
+  if (up->len > ctx->max_upload)
+    return lc_err_set(err, LC_ERR_TOO_LARGE, "the file is larger than %zu bytes",
+                      ctx->max_upload);
+  if (up->len == 0 || up->data == NULL)
+    return lc_err_set(err, LC_ERR_PARAM, "the file is empty");
+  rc = storage_sniff_decide(up->data, up->len, up->declared_type, f->content_type, err);
+  if (rc != LC_OK)
+    return rc;
+  storage_name_sanitize(up->raw_name, up->raw_name != NULL ? up->raw_name_len : 0, "file",
+                        f->name);
+  lc_sha256(up->data, up->len, digest); /* the one pass over the bytes */
+  lc_hex_encode(digest, 32, f->sha256);
+  f->size_bytes = (int64_t)up->len;
+  return LC_OK;
+}
+
+/* Idempotency-Key: claim, or replay / refuse. Returns LC_OK (claimed),
+ * LC_ERR_NOTFOUND after filling *out for a replay, or an error. */
+static int claim(const storage_files_ctx *ctx, const lc_identity *id, const char *key,
+                 const char *hash, storage_file *out, char err[LC_ERR_LEN])
+{
+  char done_id[37], ierr[LC_ERR_LEN] = "";
+  int rc = storage_idem_claim(ctx->pool, id->user_id, key, hash, done_id, ierr);
+
+  if (rc == LC_OK)
+    return LC_OK;
+  if (rc == LC_ERR_UNPROCESSABLE)
+    return lc_err_set(err, rc, "Idempotency-Key was already used with a different request");
+  if (rc == LC_ERR_CONFLICT)
+    return lc_err_set(err, rc, "a request with this Idempotency-Key is still in progress or its "
+                          "charge is being settled; retry later");
+  if (rc == LC_ERR_NOTFOUND) {
+    rc = storage_files_get(ctx->pool, id->user_id, done_id, out, ierr);
+    if (rc == LC_ERR_NOTFOUND)
+      return lc_err_set(err, LC_ERR_CONFLICT,
+                        "the file uploaded with this Idempotency-Key was deleted since");
+    if (rc != LC_OK) {
+      lc_log_error("storage_files_upload - replay of %s: %s", done_id, ierr);
+      return lc_err_set(err, LC_ERR_UNAVAIL, "file metadata is temporarily unavailable");
+    }
+    return LC_ERR_NOTFOUND;
+  }
+  lc_log_error("storage_files_upload - idempotency claim: %s", ierr);
+  return lc_err_set(err, LC_ERR_UNAVAIL, "file metadata is temporarily unavailable");
+}
+
+int storage_files_upload(const storage_files_ctx *ctx, const lc_identity *id,
+                         const storage_upload *up, const char *idem_key, storage_file *out,
+                         int *replayed, char err[LC_ERR_LEN])
+{
+  storage_reservation resv;
+  storage_file f;
+  mem_src src;
+  char hash[65], debit_id[64], ierr[LC_ERR_LEN] = "";
+  int rc, reserved = 0, stored = 0, inserted = 0, claimed = 0;
+
+  *replayed = 0;
+  memset(out, 0, sizeof(*out));
+  memset(&f, 0, sizeof(f));
+  memset(&resv, 0, sizeof(resv));
+  if (!lc_uuid_valid(id->user_id))
+    return lc_err_set(err, LC_ERR_FORBIDDEN, "a user identity is required");
+
+  /* 1. validate the bytes (nothing reserved yet: a refusal costs nothing) */
+  rc = prepare(ctx, up, &f, err);
+  if (rc != LC_OK)
+    return rc;
+  storage_files_request_hash(f.sha256, f.name, f.content_type, hash);
+
+  /* 2. Idempotency-Key */
+  if (idem_key != NULL) {
+    rc = claim(ctx, id, idem_key, hash, out, err);
+    if (rc == LC_ERR_NOTFOUND) {
+      *replayed = 1;
+      return LC_OK;
+    }
+    if (rc != LC_OK)
+      return rc;
+    claimed = 1;
+  }
+
+  /* 3. reserve */
+  rc = storage_creditc_reserve(ctx->credit, id, "file.upload", idem_key, &resv, ierr);
+  if (rc != LC_OK && rc != LC_ERR_FUNDS && rc != LC_ERR_CONFLICT && rc != LC_ERR_UNPROCESSABLE) {
+    lc_log_error("storage_files_upload - reserve: %s", ierr);
+    rc = lc_err_set(err, LC_ERR_UNAVAIL, "credits service is temporarily unavailable");
+    goto out;
+  }
+  if (rc != LC_OK) {
+    lc_err_set(err, rc, "%s", ierr);
+    goto out;
+  }
+  if (resv.status[0] != '\0' && strcmp(resv.status, "reserved") != 0) {
+    /* credit-svc replayed the reservation of an earlier attempt under this key */
+    if (strcmp(resv.status, "released") == 0 || strcmp(resv.status, "expired") == 0)
+      rc = lc_err_set(err, LC_ERR_CONFLICT,
+                      "this Idempotency-Key belongs to an earlier request that did not complete "
+                      "(nothing was charged); retry with a new key");
+    else
+      rc = lc_err_set(err, LC_ERR_CONFLICT,
+                      "this Idempotency-Key belongs to an earlier request (its reservation is "
+                      "%s); retry with a new key", resv.status);
+    goto out;
+  }
+  reserved = 1;
+
+  /* 4. stream to the store under a server-generated key */
+  lc_uuid_v4(f.id);
+  lc_strlcpy(f.user_id, id->user_id, sizeof(f.user_id));
+  snprintf(f.object_key, sizeof(f.object_key), "files/%s/%s", f.user_id, f.id);
+  src.p = up->data;
+  src.left = up->len;
+  rc = storage_s3_put_stream(ctx->s3, f.object_key, mem_read, &src, up->len, f.sha256,
+                             f.content_type, ierr);
+  if (rc != LC_OK) {
+    lc_log_error("storage_files_upload - store: %s", ierr);
+    rc = lc_err_set(err, rc == LC_ERR_IO ? LC_ERR_IO : LC_ERR_UNAVAIL,
+                    "file storage is temporarily unavailable; nothing was charged");
+    goto out;
+  }
+  stored = 1;
+
+  /* 5. metadata row, invisible until committed */
+  rc = db_insert(ctx->pool, &f, resv.reservation_id, idem_key, ctx->settle_grace_s,
+                 f.created_at, ierr);
+  if (rc != LC_OK) {
+    lc_log_error("storage_files_upload - insert: %s", ierr);
+    rc = lc_err_set(err, LC_ERR_UNAVAIL,
+                    "file metadata is temporarily unavailable; nothing was charged");
+    goto out;
+  }
+  inserted = 1;
+
+  /* 6. commit: the work is deleted only after a definite release */
+  rc = storage_creditc_commit_or_recover(ctx->credit, id, resv.reservation_id, debit_id,
+                                         "storage_files_upload");
+  reserved = 0; /* committed, released, or handed to the settler */
+  if (rc == LC_ERR_UNAVAIL) {
+    rc = lc_err_set(err, LC_ERR_UNAVAIL,
+                    "credits service is temporarily unavailable; nothing was charged");
+    goto out;
+  }
+  inserted = 0; /* keep the row and the object from here on */
+  stored = 0;
+  if (rc != LC_OK) {
+    /* outcome unknown: the settler decides (settle.h); the claim stays open */
+    storage_settle_mark(ctx->pool, STORAGE_IDEM_FILE, f.id);
+    lc_log_warn("Event - file %s: charge outcome unknown, left to the settler", f.id);
+    claimed = 0;
+    rc = lc_err_set(err, LC_ERR_UNAVAIL, "%s", STORAGE_SETTLING_DETAIL);
+    goto out;
+  }
+  rc = storage_settle_set_debit(ctx->pool, STORAGE_IDEM_FILE, f.id, debit_id, ierr);
+  if (rc != LC_OK) {
+    lc_log_error("Event - file %s charged by debit %s but debit_id not stored yet: %s", f.id,
+                 debit_id, ierr);
+    claimed = 0;
+    rc = lc_err_set(err, LC_ERR_UNAVAIL, "%s", STORAGE_SETTLING_DETAIL);
+    goto out;
+  }
+  lc_log_info("Event - file %s uploaded (%" PRId64 " bytes, %s) debit %s", f.id, f.size_bytes,
+              f.content_type, debit_id);
+  if (claimed) {
+    storage_idem_finish(ctx->pool, id->user_id, idem_key, STORAGE_IDEM_FILE, f.id);
+    claimed = 0;
+  }
+  *out = f;
+  rc = LC_OK;
+out:
+  if (claimed)
+    storage_idem_finish(ctx->pool, id->user_id, idem_key, STORAGE_IDEM_FILE, NULL);
+  if (inserted && db_delete_pending(ctx->pool, f.id, ierr) != LC_OK)
+    lc_log_error("storage_files_upload - pending row %s not deleted: %s", f.id, ierr);
+  if (stored && storage_s3_delete_object(ctx->s3, f.object_key, ierr) != LC_OK)
+    lc_log_warn("storage_files_upload - orphan object %s not deleted: %s", f.object_key, ierr);
+  if (reserved)
+    storage_creditc_release_logged(ctx->credit, id, resv.reservation_id, "storage_files_upload");
+  return rc;
+}
+
+/* ---- paid metadata fetch -------------------------------------------------------- */
+
+int storage_files_metadata_paid(const storage_files_ctx *ctx, const lc_identity *id,
+                                const char *file_id, storage_file *out, char err[LC_ERR_LEN])
+{
+  storage_reservation resv;
+  char debit_id[64], ierr[LC_ERR_LEN] = "";
+  int rc;
+
+  /* authorization (ownership) before the charge */
+  rc = storage_files_get(ctx->pool, id->user_id, file_id, out, ierr);
+  if (rc == LC_ERR_NOTFOUND)
+    return lc_err_set(err, rc, "file not found");
+  if (rc != LC_OK) {
+    lc_log_error("storage_files_metadata_paid - %s", ierr);
+    return lc_err_set(err, LC_ERR_UNAVAIL, "file metadata is temporarily unavailable");
+  }
+  rc = storage_creditc_reserve(ctx->credit, id, "service.metadata", NULL, &resv, ierr);
+  if (rc == LC_ERR_FUNDS)
+    return lc_err_set(err, rc, "%s", ierr);
+  if (rc != LC_OK) {
+    lc_log_error("storage_files_metadata_paid - reserve: %s", ierr);
+    return lc_err_set(err, LC_ERR_UNAVAIL, "credits service is temporarily unavailable");
+  }
+  rc = storage_creditc_commit_or_recover(ctx->credit, id, resv.reservation_id, debit_id,
+                                         "storage_files_metadata_paid");
+  if (rc == LC_ERR_TIMEOUT) {
+    /* maybe charged: a charge must leave the work done, so answer it */
+    lc_log_warn("Event - metadata of file %s fetched; charge outcome unknown (reservation %s)",
+                out->id, resv.reservation_id);
+    return LC_OK;
+  }
+  if (rc != LC_OK) /* definitely released */
+    return lc_err_set(err, LC_ERR_UNAVAIL,
+                      "credits service is temporarily unavailable; nothing was charged");
+  lc_log_info("Event - metadata of file %s fetched by key, debit %s", out->id, debit_id);
+  return LC_OK;
+}

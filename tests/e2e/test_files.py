@@ -1,0 +1,435 @@
+"""Files, reports and the service API, black box (issue 5): what a user or an
+attacker sees through the gateway, plus what stayed unchanged (balances,
+reservations, stored objects) after every refusal.
+
+Needs the stack's env (tests/run.sh sources services/env.sh): STORAGE_MAX_UPLOAD,
+S3_ENDPOINT, S3_BUCKET, STACK_STATE_DIR, INTERNAL_SECRET (for the defence-in-depth
+checks that call storage-svc directly with a signed identity).
+Checks that need API keys (helper AUTH's POST /v1/admin/api-keys + helper GW's
+key authentication) and chain data in usage reports (helper CREDIT's
+/internal/debits, contract C) fail until those land: they are real checks,
+never skipped.
+"""
+import csv
+import hashlib
+import hmac
+import io
+import json
+import os
+import re
+import signal
+import subprocess
+import time
+import urllib.request
+import uuid
+
+import client
+from client import call, check, is_problem
+
+REPO = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
+MAX = int(os.environ.get("STORAGE_MAX_UPLOAD", "10485760"))
+S3 = os.environ.get("S3_ENDPOINT", "http://127.0.0.1:24568")
+BUCKET = os.environ.get("S3_BUCKET", "reports")
+STATE = os.environ.get("STACK_STATE_DIR", os.path.join(REPO, ".run"))
+UUID_RE = re.compile(r"^[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}$")
+
+PNG = b"\x89PNG\r\n\x1a\n" + os.urandom(200)
+PDF = b"%PDF-1.7\n" + os.urandom(300) + b"\n%%EOF\n"
+ELF = b"\x7fELF\x02\x01\x01" + os.urandom(64)
+
+
+def user():
+    _, _, r = client.signup()
+    assert r.status == 201, (r.status, r.body[:200])
+    j = r.json()
+    return j["access_token"], j["user"]["id"]
+
+
+def credits(tok):
+    r = call("GET", "/v1/credits", token=tok)
+    j = r.json() or {}
+    return j.get("balance"), j.get("available")
+
+
+def upload_raw(tok, data, ctype=None, name=None, qname=None, headers=None):
+    h = dict(headers or {})
+    if ctype is not None:
+        h["Content-Type"] = ctype
+    if name is not None:
+        h["X-File-Name"] = name
+    path = "/v1/files" + ("?name=" + urllib.request.quote(qname, safe="") if qname else "")
+    return call("POST", path, token=tok, raw=data, headers=h)
+
+
+def multipart(data, filename="f.bin", ctype=None, boundary=None, field="file"):
+    b = boundary or ("----e2e" + uuid.uuid4().hex)
+    head = 'Content-Disposition: form-data; name="%s"; filename="%s"\r\n' % (field, filename)
+    if ctype:
+        head += "Content-Type: %s\r\n" % ctype
+    body = ("--%s\r\n" % b).encode() + head.encode() + b"\r\n" + data + ("\r\n--%s--\r\n" % b).encode()
+    return body, "multipart/form-data; boundary=" + b
+
+
+def upload_mp(tok, data, filename="f.bin", ctype=None, headers=None):
+    body, ct = multipart(data, filename, ctype)
+    h = {"Content-Type": ct}
+    h.update(headers or {})
+    return call("POST", "/v1/files", token=tok, raw=body, headers=h)
+
+
+def s3_keys(prefix):
+    """Object keys in the bucket under prefix (s3rver accepts unsigned reads)."""
+    with urllib.request.urlopen("%s/%s?list-type=2&prefix=%s" % (S3, BUCKET, prefix), timeout=10) as r:
+        xml = r.read().decode()
+    return re.findall(r"<Key>([^<]*)</Key>", xml)
+
+
+def sign_direct(method, path, user_id, role, scope, body=b""):
+    """Signed identity headers of lc_iauth (libcommon/include/lc/iauth.h)."""
+    secret = os.environ["INTERNAL_SECRET"].encode()
+    rid = "e2e-files-" + uuid.uuid4().hex[:12]
+    ts = str(int(time.time()))
+    canon = "\n".join(["v1", method, path, user_id, role, scope, rid, ts,
+                       hashlib.sha256(body).hexdigest()])
+    return {"X-Request-Id": rid, "X-Auth-User": user_id, "X-Auth-Role": role,
+            "X-Auth-Scope": scope, "X-Auth-Ts": ts,
+            "X-Auth-Sig": hmac.new(secret, canon.encode(), hashlib.sha256).hexdigest()}
+
+
+def direct(method, path, user_id, role, scope):
+    base = "http://127.0.0.1:%d" % client.PORTS["storage"]
+    return call(method, path, headers=sign_direct(method, path, user_id, role, scope), base=base,
+                tls=False)
+
+
+def pid_of(name):
+    try:
+        with open(os.path.join(STATE, "pids", name + ".pid")) as f:
+            return int(f.read().strip())
+    except (OSError, ValueError):
+        return None
+
+
+def s3_up():
+    try:
+        urllib.request.urlopen(S3 + "/", timeout=2).read()
+        return True
+    except Exception:  # noqa: BLE001
+        return False
+
+
+def main():
+    # ------------------------------------------------------------ round trips
+    ta, ua = user()
+    r = upload_raw(ta, PNG, "image/png", name="pic%20%C3%A9.png")
+    check("raw upload -> 201", r.status == 201, (r.status, r.body[:300]))
+    fa = r.json() if r.status == 201 else {}
+    check("upload metadata: id, sanitised unicode name, sniffed type, size, sha256",
+          UUID_RE.match(fa.get("id", "")) and fa.get("name") == "pic \u00e9.png"
+          and fa.get("content_type") == "image/png" and fa.get("size_bytes") == len(PNG)
+          and fa.get("sha256") == hashlib.sha256(PNG).hexdigest(), fa)
+    check("upload costs 10", credits(ta) == (40, 40), credits(ta))
+    r = call("GET", "/v1/files/%s" % fa.get("id"), token=ta)
+    check("GET /v1/files/{id} -> same metadata", r.status == 200 and r.json() == fa, r.body[:300])
+    r = call("GET", "/v1/files/%s/content" % fa.get("id"), token=ta)
+    check("content: bytes and sha256 equal",
+          r.status == 200 and r.body == PNG and hashlib.sha256(r.body).hexdigest() == fa.get("sha256"),
+          (r.status, len(r.body)))
+    cd = r.headers.get("Content-Disposition", "")
+    check("content: attachment with RFC 5987 name, nosniff, stored type",
+          cd.startswith("attachment;") and "filename*=UTF-8''pic%20%C3%A9.png" in cd
+          and r.headers.get("X-Content-Type-Options") == "nosniff"
+          and r.headers.get("Content-Type", "").startswith("image/png"), dict(r.headers))
+
+    r = upload_mp(ta, PDF, filename="../../doc.pdf", ctype="application/pdf")
+    check("multipart upload -> 201", r.status == 201, (r.status, r.body[:300]))
+    fb = r.json() if r.status == 201 else {}
+    check("multipart: name without path, pdf, sha256", fb.get("name") == "doc.pdf"
+          and fb.get("content_type") == "application/pdf"
+          and fb.get("sha256") == hashlib.sha256(PDF).hexdigest(), fb)
+    r = call("GET", "/v1/files/%s/content" % fb.get("id"), token=ta)
+    check("multipart content round trip", r.status == 200 and r.body == PDF, (r.status, len(r.body)))
+    check("balance 30 after two uploads", credits(ta) == (30, 30), credits(ta))
+
+    r1 = call("GET", "/v1/files?limit=1", token=ta)
+    nc = (r1.json() or {}).get("next_cursor")
+    r2 = call("GET", "/v1/files?limit=1&cursor=%s" % nc, token=ta) if nc else None
+    ids = [x["id"] for x in (r1.json() or {}).get("items", [])] + \
+          ([x["id"] for x in (r2.json() or {}).get("items", [])] if r2 else [])
+    check("list: newest first, cursor pagination, both files once",
+          ids == [fb.get("id"), fa.get("id")] and r2 is not None and r2.json()["next_cursor"] is None,
+          ids)
+    check("list: bad cursor -> 400", is_problem(call("GET", "/v1/files?cursor=zzz", token=ta), 400))
+
+    keys = s3_keys("files/")
+    mine = [k for k in keys if k.startswith("files/%s/" % ua)]
+    check("objects live under files/<user_id>/<uuid> only (server-generated keys)",
+          sorted(mine) == sorted("files/%s/%s" % (ua, f) for f in (fa.get("id"), fb.get("id")))
+          and all(re.match(r"^files/[0-9a-f-]{36}/[0-9a-f-]{36}$", k) for k in keys), mine)
+
+    # ------------------------------------------------------------ idempotency
+    key = "e2e-" + uuid.uuid4().hex
+    r1 = upload_raw(ta, b"idempotent text\n", "text/plain", name="i.txt", headers={"Idempotency-Key": key})
+    r2 = upload_raw(ta, b"idempotent text\n", "text/plain", name="i.txt", headers={"Idempotency-Key": key})
+    check("Idempotency-Key: replay returns the same file, flagged",
+          r1.status == 201 and r2.status == 201 and r1.json()["id"] == r2.json()["id"]
+          and r2.headers.get("Idempotent-Replayed") == "true", (r1.status, r2.status, r2.body[:200]))
+    r3 = upload_raw(ta, b"other text\n", "text/plain", name="i.txt", headers={"Idempotency-Key": key})
+    check("Idempotency-Key reused for another body -> 422", is_problem(r3, 422), (r3.status, r3.body[:200]))
+    check("idempotent upload charged once (20 left)", credits(ta) == (20, 20), credits(ta))
+
+    # ------------------------------------------------------------ limits and lies (nothing charged)
+    before = credits(ta)
+    r = upload_raw(ta, b"a" * (MAX + 1), "text/plain", name="big.txt")
+    check("raw upload of limit+1 bytes -> 413", is_problem(r, 413), (r.status, r.body[:200]))
+    r = upload_mp(ta, b"a" * (MAX + 1), filename="big.txt", ctype="text/plain")
+    check("multipart part of limit+1 bytes -> 413", is_problem(r, 413), (r.status, r.body[:200]))
+    r = upload_raw(ta, PDF, "image/png", name="lie.png")
+    check("PDF declared image/png -> 415", is_problem(r, 415), (r.status, r.body[:200]))
+    r = upload_mp(ta, PNG, filename="x.jpg", ctype="image/jpeg")
+    check("multipart PNG declared image/jpeg -> 415", is_problem(r, 415), (r.status, r.body[:200]))
+    r = upload_raw(ta, ELF, "application/octet-stream", name="a.out")
+    check("executable (not on the allowlist) -> 415", is_problem(r, 415), (r.status, r.body[:200]))
+    r = upload_raw(ta, b"just text", "application/json", name="x.json")
+    check("plain text declared application/json -> 415", is_problem(r, 415), (r.status, r.body[:200]))
+    r = upload_raw(ta, b"<html></html>", "text/html", name="x.html")
+    check("text/html (not allowed) -> 415", is_problem(r, 415), (r.status, r.body[:200]))
+    r = upload_raw(ta, b"", "text/plain", name="empty.txt")
+    check("empty file -> 400", is_problem(r, 400), (r.status, r.body[:200]))
+    ct = "multipart/form-data; boundary=two"
+    body = (b"--two\r\nContent-Disposition: form-data; name=\"file\"; filename=\"a.txt\"\r\n\r\nx\r\n"
+            b"--two\r\nContent-Disposition: form-data; name=\"file\"; filename=\"b.txt\"\r\n\r\ny\r\n"
+            b"--two--\r\n")
+    r = call("POST", "/v1/files", token=ta, raw=body, headers={"Content-Type": ct})
+    check("malformed multipart (two parts) -> 400", is_problem(r, 400), (r.status, r.body[:200]))
+    r = call("POST", "/v1/files", token=ta, raw=b"--x\r\n", headers={"Content-Type": "multipart/form-data"})
+    check("multipart without boundary -> 400", is_problem(r, 400), (r.status, r.body[:200]))
+    check("refused uploads charged nothing", credits(ta) == before, (before, credits(ta)))
+    check("refused uploads stored nothing",
+          sorted(k for k in s3_keys("files/%s/" % ua)) ==
+          sorted("files/%s/%s" % (ua, f) for f in (fa.get("id"), fb.get("id"), r1.json()["id"])),
+          s3_keys("files/%s/" % ua))
+
+    # exactly the limit is accepted (fresh user)
+    tl, ul = user()
+    big = b"b" * MAX
+    r = upload_raw(tl, big, "text/plain", name="limit.txt")
+    check("upload of exactly the limit -> 201", r.status == 201, (r.status, r.body[:200]))
+    if r.status == 201:
+        g = call("GET", "/v1/files/%s/content" % r.json()["id"], token=tl)
+        check("limit-sized content round trip", g.status == 200 and
+              hashlib.sha256(g.body).hexdigest() == hashlib.sha256(big).hexdigest(), (g.status, len(g.body)))
+
+    # ------------------------------------------------------------ hostile names
+    name_users = []
+    cases = [
+        ("../../x", {"name": "..%2F..%2Fx"}, "x"),
+        ("%2F", {"qname": "a/b.txt"}, "b.txt"),            # sent as ?name=a%2Fb.txt
+        ("NUL", {"name": "a%00b.txt"}, "ab.txt"),
+        ("CRLF", {"name": "a%0D%0ASet-Cookie%3A%20x%3D1.txt"}, "aSet-Cookie: x=1.txt"),
+        ("very long", {"name": "a" * 900 + ".txt"}, "a" * 255),
+        ("unicode", {"name": urllib.request.quote("\u65e5\u672c\u8a9e r\u00e9sum\u00e9.txt")},
+         "\u65e5\u672c\u8a9e r\u00e9sum\u00e9.txt"),
+    ]
+    for label, kw, expect in cases:
+        tn, un = user()
+        name_users.append(un)
+        r = upload_raw(tn, b"name test " + label.encode() + b"\n", "text/plain", **kw)
+        j = r.json() if r.status == 201 else {}
+        nm = j.get("name", "")
+        ok = r.status == 201 and "/" not in nm and "\\" not in nm and "\x00" not in nm \
+            and "\r" not in nm and "\n" not in nm and len(nm.encode()) <= 255
+        if expect is not None:
+            ok = ok and nm == expect
+        check("name %s: sanitised (%r)" % (label, nm[:40]), ok, (r.status, r.body[:200]))
+        if r.status == 201:
+            g = call("GET", "/v1/files/%s/content" % j["id"], token=tn)
+            hdrs = str(g.headers)
+            check("name %s: no header injection on download" % label,
+                  g.status == 200 and g.headers.get("Set-Cookie") is None
+                  and all("\r" not in v and "\n" not in v for v in g.headers.values())
+                  and g.headers.get("Content-Disposition", "").startswith("attachment;"), hdrs[:400])
+    # a long unicode name in a multipart filename: cut to 255 bytes on a character boundary
+    r = upload_mp(tn, b"long unicode\n", filename="\u00e9" * 400 + ".txt", ctype="text/plain")
+    nm = (r.json() or {}).get("name", "") if r.status == 201 else ""
+    check("long unicode multipart name cut to whole characters <= 255 bytes",
+          r.status == 201 and nm == "\u00e9" * 127, (r.status, len(nm.encode())))
+    keys = [k for u in name_users for k in s3_keys("files/%s/" % u)]
+    check("hostile names never reach the object keys",
+          len(keys) == 7 and all(re.match(r"^files/(%s)/[0-9a-f-]{36}$" % "|".join(name_users), k)
+                                 for k in keys), keys)
+    r = upload_raw(tn, b"x", "text/plain", name="bad%zz")
+    check("malformed percent-encoding in X-File-Name -> 400", is_problem(r, 400), (r.status, r.body[:200]))
+
+    # ------------------------------------------------------------ ownership
+    tb, ub = user()
+    bal_a, bal_b = credits(ta), credits(tb)
+    for label, method, path in (("GET", "GET", "/v1/files/%s"), ("content", "GET", "/v1/files/%s/content"),
+                                ("DELETE", "DELETE", "/v1/files/%s")):
+        r = call(method, path % fa.get("id"), token=tb)
+        check("another user's file: %s -> 404" % label, is_problem(r, 404), (r.status, r.body[:200]))
+    r = call("GET", "/v1/files/%s" % uuid.uuid4(), token=tb)
+    missing = r.body
+    r = call("GET", "/v1/files/%s" % fa.get("id"), token=tb)
+    check("foreign and missing file answer the same body", r.body == missing, (r.body, missing))
+    check("foreign file access changed no balance", credits(ta) == bal_a and credits(tb) == bal_b,
+          (credits(ta), credits(tb)))
+    check("foreign file still there", call("GET", "/v1/files/%s" % fa.get("id"), token=ta).status == 200)
+
+    # ------------------------------------------------------------ delete
+    r = call("DELETE", "/v1/files/%s" % fb.get("id"), token=ta)
+    check("DELETE own file -> 200 {deleted:true}", r.status == 200 and (r.json() or {}).get("deleted") is True,
+          (r.status, r.body[:200]))
+    check("deleted file -> 404 (metadata, content)",
+          call("GET", "/v1/files/%s" % fb.get("id"), token=ta).status == 404
+          and call("GET", "/v1/files/%s/content" % fb.get("id"), token=ta).status == 404)
+    check("deleted object removed from the store", "files/%s/%s" % (ua, fb.get("id")) not in s3_keys("files/%s/" % ua))
+    check("delete is free", credits(ta) == bal_a, credits(ta))
+
+    # ------------------------------------------------------------ reports
+    tr, ur = user()
+    r = upload_raw(tr, b"=HYPERLINK(\"http://evil\")\n", "text/plain", qname="=cmd|calc.txt")
+    check("report user upload", r.status == 201, (r.status, r.body[:200]))
+    ledger_before = call("GET", "/v1/credits/ledger?limit=100", token=tr).json()["items"]
+    r = call("POST", "/v1/reports", {"kind": "usage", "format": "json"}, token=tr)
+    check("usage json report -> 201", r.status == 201, (r.status, r.body[:300]))
+    rep = r.json() if r.status == 201 else {}
+    r = call("POST", "/v1/reports", {"kind": "files", "format": "csv"}, token=tr)
+    check("files csv report -> 201", r.status == 201, (r.status, r.body[:300]))
+    rep_csv = r.json() if r.status == 201 else {}
+    check("two reports cost 10 (30 left)", credits(tr) == (30, 30), credits(tr))
+
+    r = call("GET", "/v1/reports/%s/download" % rep.get("id"), token=tr)
+    check("download -> 200 attachment", r.status == 200
+          and r.headers.get("Content-Disposition", "").startswith("attachment;"), (r.status, r.body[:200]))
+    check("download bytes match the stored sha256",
+          hashlib.sha256(r.body).hexdigest() == rep.get("sha256") and len(r.body) == rep.get("size_bytes"))
+    check("download costs 2", credits(tr) == (28, 28), credits(tr))
+    doc = json.loads(r.body) if r.status == 200 else {}
+    got = [(e.get("id"), e.get("delta"), e.get("action")) for e in doc.get("entries", [])]
+    want = [(e.get("id"), e.get("delta"), e.get("action")) for e in ledger_before]
+    check("usage report entries equal the ledger at generation time", got == want, (got, want))
+    check("usage report totals match the ledger",
+          doc.get("totals", {}).get("debited") == sum(-e["delta"] for e in ledger_before if e["delta"] < 0)
+          and doc.get("totals", {}).get("credited") == sum(e["delta"] for e in ledger_before if e["delta"] > 0),
+          doc.get("totals"))
+    r = call("GET", "/v1/reports/%s/download" % rep_csv.get("id"), token=tr)
+    rows = list(csv.reader(io.StringIO(r.body.decode()))) if r.status == 200 else []
+    check("files csv: header + one row, formula cells guarded",
+          len(rows) == 2 and rows[0][:2] == ["id", "name"] and rows[1][1] == "'=cmd|calc.txt",
+          rows)
+    check("second download charged again (2 per request)", credits(tr) == (26, 26), credits(tr))
+
+    # chain-confirmed debits in the usage report (contract C: credit-svc /internal/debits)
+    admin = client.admin_token()
+    client.wait_confirmed(admin, ur, 5, 60)
+    r = call("POST", "/v1/reports", {"kind": "usage", "format": "csv"}, token=tr)
+    rep2 = r.json() if r.status == 201 else {}
+    r = call("GET", "/v1/reports/%s/download" % rep2.get("id"), token=tr)
+    rows = list(csv.DictReader(io.StringIO(r.body.decode()))) if r.status == 200 else []
+    audit = {a.get("debit_id"): a for a in (client.audit_rows(admin, ur) or [])}
+    debit_rows = [x for x in rows if x.get("debit_id")]
+    check("usage csv lists the debits with their chain status and tx hash (needs /internal/debits)",
+          len(debit_rows) >= 5 and all(x["chain_status"] == "confirmed" and x["tx_hash"]
+                                       and x["tx_hash"] == (audit.get(x["debit_id"]) or {}).get("tx_hash")
+                                       for x in debit_rows[1:]), debit_rows[:3])
+    rows = client.audit_rows(admin, ur) or []
+    dl = [a for a in rows if a.get("action") == "report.download"]
+    check("each paid download has one audit row of cost 2",
+          len(dl) == 3 and all(a.get("cost") == 2 for a in dl), [(a.get("action"), a.get("cost")) for a in rows])
+
+    # another user's report: 404, nobody charged
+    bal_r, bal_b = credits(tr), credits(tb)
+    for label, path in (("metadata", "/v1/reports/%s"), ("download", "/v1/reports/%s/download")):
+        r = call("GET", path % rep.get("id"), token=tb)
+        check("another user's report %s -> 404" % label, is_problem(r, 404), (r.status, r.body[:200]))
+    check("foreign report access charged no one", credits(tr) == bal_r and credits(tb) == bal_b,
+          (credits(tr), credits(tb)))
+
+    # ------------------------------------------------------------ service metadata, defence in depth
+    # Direct calls to storage-svc with a signed identity: storage-svc re-checks the scope itself.
+    bal = credits(ta)
+    p = "/v1/service/metadata/%s" % fa.get("id")
+    r = direct("GET", p, ua, "user", "write")
+    check("storage-svc refuses a write-scope key identity (403, no charge)",
+          is_problem(r, 403) and credits(ta) == bal, (r.status, r.body[:200]))
+    r = direct("GET", p, ua, "user", "full")
+    check("storage-svc refuses a session identity on the service API (403, no charge)",
+          is_problem(r, 403) and credits(ta) == bal, (r.status, r.body[:200]))
+    r = direct("GET", p, ua, "service", "read")
+    check("storage-svc: read-scope identity gets the metadata and pays 3",
+          r.status == 200 and r.json().get("sha256") == fa.get("sha256")
+          and credits(ta) == (bal[0] - 3, bal[1] - 3), (r.status, r.body[:200], credits(ta)))
+    bal = credits(ta)
+    r = direct("GET", "/v1/service/metadata/%s" % fa.get("id"), ub, "service", "read")
+    check("storage-svc: read key of another owner -> 404, no charge to anyone",
+          is_problem(r, 404) and credits(ta) == bal and credits(tb) == bal_b, (r.status, r.body[:200]))
+    r = call("GET", p, token=ta)
+    check("gateway: a session token on the service API is refused (no charge)",
+          r.status in (401, 403) and credits(ta) == bal, (r.status, r.body[:200]))
+
+    # Through the gateway with real API keys (AUTH's key issuance + GW's key auth).
+    def issue(scope):
+        rr = call("POST", "/v1/admin/api-keys", {"owner_id": ua, "scope": scope, "name": "e2e-" + scope},
+                  token=admin)
+        return rr.json().get("key") if rr.status == 201 and rr.json() else None
+    kr, kw = issue("read"), issue("write")
+    check("admin issues read and write API keys (needs AUTH's /v1/admin/api-keys)",
+          kr is not None and kw is not None)
+    bal = credits(ta)
+    r = call("GET", p, headers={"Authorization": "ApiKey %s" % kr}) if kr else None
+    check("read key: metadata fetch -> 200 and charges 3 (needs GW key auth)",
+          r is not None and r.status == 200 and r.json().get("id") == fa.get("id")
+          and credits(ta) == (bal[0] - 3, bal[1] - 3), (r and r.status, r and r.body[:200], credits(ta)))
+    bal = credits(ta)
+    r = call("GET", p, headers={"X-API-Key": kw}) if kw else None
+    check("write key: metadata fetch refused (403), no charge",
+          r is not None and r.status == 403 and credits(ta) == bal, (r and r.status, credits(ta)))
+    r = call("GET", "/v1/service/metadata/%s" % uuid.uuid4(), headers={"Authorization": "ApiKey %s" % kr}) \
+        if kr else None
+    check("read key: unknown file -> 404, no charge",
+          r is not None and r.status == 404 and credits(ta) == bal, (r and r.status, credits(ta)))
+
+    # ------------------------------------------------------------ storage down
+    ts_, us_ = user()
+    r = upload_raw(ts_, b"before the outage\n", "text/plain", name="pre.txt")
+    pre = r.json() if r.status == 201 else {}
+    r = call("POST", "/v1/reports", {"kind": "files", "format": "json"}, token=ts_)
+    srep = r.json() if r.status == 201 else {}
+    bal = credits(ts_)
+    pid = pid_of("s3rver")
+    check("s3rver pid known", pid is not None)
+    if pid is None:
+        return
+    os.kill(pid, signal.SIGTERM)
+    for _ in range(100):
+        if not s3_up():
+            break
+        time.sleep(0.1)
+    try:
+        r = upload_raw(ts_, b"during the outage\n", "text/plain", name="down.txt")
+        check("store down: upload -> 503", is_problem(r, 503), (r.status, r.body[:200]))
+        check("store down: upload charged nothing, reservation released", credits(ts_) == bal,
+              (bal, credits(ts_)))
+        r = call("POST", "/v1/reports", {"kind": "usage", "format": "json"}, token=ts_)
+        check("store down: report -> 503, nothing charged", is_problem(r, 503) and credits(ts_) == bal,
+              (r.status, credits(ts_)))
+        r = call("GET", "/v1/reports/%s/download" % srep.get("id"), token=ts_)
+        check("store down: download -> 503, reservation released", is_problem(r, 503) and credits(ts_) == bal,
+              (r.status, credits(ts_)))
+        r = call("GET", "/v1/files/%s/content" % pre.get("id"), token=ts_)
+        check("store down: content -> 503", is_problem(r, 503), (r.status, r.body[:200]))
+        r = call("GET", "/v1/files", token=ts_)
+        check("store down: listing still works", r.status == 200 and len(r.json()["items"]) == 1)
+    finally:
+        env = dict(os.environ, STATE_DIR=STATE, SERVICES_SKIP_BUILD="1")
+        out = subprocess.run(["bash", os.path.join(REPO, "services", "up")], env=env,
+                             stdout=subprocess.PIPE, stderr=subprocess.STDOUT, timeout=300)
+        check("services/up restarts s3rver", out.returncode == 0 and s3_up(), out.stdout[-500:])
+    r = upload_raw(ts_, b"after the outage\n", "text/plain", name="post.txt")
+    check("store back: upload works and costs 10", r.status == 201 and credits(ts_) == (bal[0] - 10, bal[1] - 10),
+          (r.status, credits(ts_)))
+
+
+if __name__ == "__main__":
+    client.run(main)
