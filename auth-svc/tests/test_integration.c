@@ -584,9 +584,10 @@ static void enable_grace(void) {
 static int outbox_count(const char *type, const char *needle) {
   char *v = q1("SELECT count(*) FROM outbox WHERE routing_key = $1 AND strpos(payload, $2) > 0",
                type, needle);
-  int n = atoi(v); /* test code: the value is a count from PostgreSQL */
+  int64_t n = -1;
+  ck_assert_int_eq(lc_parse_i64(v, 0, INT32_MAX, &n), LC_OK);
   free(v);
-  return n;
+  return (int)n;
 }
 
 typedef struct {
