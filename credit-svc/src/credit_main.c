@@ -19,7 +19,7 @@
 #include "credit_idem.h"
 #include "credit_ledger.h"
 #include "credit_notify.h"
-#include "credit_outbox.h"
+#include "lc/outbox.h"
 #include "lc/amqp.h"
 #include "lc/cfg.h"
 #include "lc/db.h"
@@ -236,13 +236,21 @@ int main(void) {
     goto out;
   }
 
-  credit_relay_cfg relay = {pool, conninfo, amqp_url, CREDIT_EVENTS_EXCHANGE, 100, &workers_stop};
+  lc_outbox_cfg relay = {.pool = pool,
+                         .conninfo = conninfo,
+                         .channel = CREDIT_OUTBOX_CHANNEL,
+                         .amqp_url = amqp_url,
+                         .exchange = "credit.events",
+                         .declare_topology = 1,
+                         .poll_ms = 100,
+                         .name = "credit-outbox",
+                         .stop = &workers_stop};
   credit_chainres_cfg chain = {pool, amqp_url, &workers_stop};
   credit_audit_cfg audit = {pool, amqp_url, &workers_stop};
   credit_notify_cfg notify;
   if (notify_config(cfg, pool, secret, &notify) != LC_OK)
     goto out;
-  have_relay = pthread_create(&t_relay, NULL, credit_outbox_thread, &relay) == 0;
+  have_relay = pthread_create(&t_relay, NULL, lc_outbox_thread, &relay) == 0;
   have_chain = pthread_create(&t_chain, NULL, credit_chainres_thread, &chain) == 0;
   have_sweep = pthread_create(&t_sweep, NULL, sweeper_thread, pool) == 0;
   have_audit = pthread_create(&t_audit, NULL, credit_audit_thread, &audit) == 0;

@@ -21,7 +21,7 @@
 #include "credit_chainres.h"
 #include "credit_handlers.h"
 #include "credit_ledger.h"
-#include "credit_outbox.h"
+#include "lc/outbox.h"
 #include "lc/amqp.h"
 #include "lc/db.h"
 #include "lc/http.h"
@@ -714,12 +714,12 @@ START_TEST(test_outbox_relay_publishes_and_marks_sent) {
   lc_amqp_pub *pub = NULL;
   ck_assert_msg(lc_amqp_pub_open(amqp_url(), &pub, err) == LC_OK, "pub: %s", err);
   int sent = 0;
-  ck_assert_msg(credit_outbox_drain(g_pool, pub, b.exchange, &sent, err) == LC_OK, "drain: %s",
+  ck_assert_msg(lc_outbox_drain(g_pool, pub, b.exchange, NULL, &sent, err) == LC_OK, "drain: %s",
                 err);
   ck_assert_int_eq(sent, 2);
   ck_assert_int_eq(q_i64("SELECT count(*) FROM outbox WHERE sent_at IS NULL", NULL, NULL), 0);
   /* Nothing left: a second drain sends nothing. */
-  ck_assert_int_eq(credit_outbox_drain(g_pool, pub, b.exchange, &sent, err), LC_OK);
+  ck_assert_int_eq(lc_outbox_drain(g_pool, pub, b.exchange, NULL, &sent, err), LC_OK);
   ck_assert_int_eq(sent, 0);
   lc_amqp_pub_close(pub);
   for (int i = 0; i < 2; i++) {
@@ -754,9 +754,16 @@ START_TEST(test_outbox_thread) {
   test_broker b;
   broker_open(&b);
   atomic_bool stop = false;
-  credit_relay_cfg cfg = {g_pool, g_url, amqp_url(), b.exchange, 1000, &stop};
+  lc_outbox_cfg cfg = {.pool = g_pool,
+                       .conninfo = g_url,
+                       .channel = CREDIT_OUTBOX_CHANNEL,
+                       .amqp_url = amqp_url(),
+                       .exchange = b.exchange,
+                       .poll_ms = 1000,
+                       .name = "credit-outbox-test",
+                       .stop = &stop};
   pthread_t t;
-  ck_assert_int_eq(pthread_create(&t, NULL, credit_outbox_thread, &cfg), 0);
+  ck_assert_int_eq(pthread_create(&t, NULL, lc_outbox_thread, &cfg), 0);
   usleep(300 * 1000);
   credit_reservation r;
   credit_debit d;
