@@ -5,6 +5,7 @@
 #include <netinet/in.h>
 #include <stdio.h>
 #include <string.h>
+#include <strings.h>
 #include <sys/socket.h>
 #include <time.h>
 
@@ -18,7 +19,7 @@ static const char *const FWD_REQ_HEADERS[] = {
     "Accept",               "Stripe-Signature",     "X-Razorpay-Signature",
     "X-Razorpay-Event-Id",  "X-File-Name",          NULL};
 /* Response headers copied from the daemon to the client. */
-static const char *const FWD_RESP_HEADERS[] = {"Content-Type", "Set-Cookie", "Location",
+static const char *const FWD_RESP_HEADERS[] = {"Content-Type", "Location",
                                                "Retry-After", "Content-Disposition",
                                                "WWW-Authenticate", "Idempotent-Replayed",
                                                "Cache-Control", NULL};
@@ -55,6 +56,32 @@ static int add_client_header(const struct _u_request *req, const char *name,
 int gw_proxy_forward(const gw_upstream *up, const struct _u_request *req, const lc_identity *id,
                      int pass_cookie, struct _u_response *resp, char err[LC_ERR_LEN]) {
   return gw_proxy_forward_ex(up, req, id, pass_cookie, NULL, NULL, resp, err);
+}
+
+/* Relays every Set-Cookie line of the upstream answer unchanged (OAuth sets
+ * the refresh cookie and clears its state cookie in one answer). ulfius keeps
+ * one value per header name in a case-sensitive map and MHD sends each entry,
+ * so the n-th cookie goes under the n-th spelling of the (case-insensitive)
+ * header name; at most GW_MAX_COOKIES are relayed. */
+#define GW_MAX_COOKIES 4
+static void relay_set_cookies(const lc_http_resp *hres, struct _u_response *resp) {
+  static const char *const NAMES[GW_MAX_COOKIES] = {"Set-Cookie", "set-cookie", "SET-COOKIE",
+                                                     "Set-cookie"};
+  int n = 0;
+  for (const struct curl_slist *h = hres->headers; h != NULL && n < GW_MAX_COOKIES; h = h->next) {
+    if (strncasecmp(h->data, "Set-Cookie:", 11) != 0)
+      continue;
+    const char *v = h->data + 11;
+    while (*v == ' ' || *v == '\t')
+      v++;
+    size_t len = strcspn(v, "\r\n");
+    if (len == 0 || len >= GW_HDR_LINE)
+      continue;
+    char val[GW_HDR_LINE];
+    memcpy(val, v, len);
+    val[len] = '\0';
+    u_map_put(resp->map_header, NAMES[n++], val);
+  }
 }
 
 int gw_proxy_forward_ex(const gw_upstream *up, const struct _u_request *req,
@@ -129,6 +156,7 @@ int gw_proxy_forward_ex(const gw_upstream *up, const struct _u_request *req,
     if (lc_http_resp_header(&hres, FWD_RESP_HEADERS[i], val, sizeof(val)) == LC_OK)
       u_map_put(resp->map_header, FWD_RESP_HEADERS[i], val);
   }
+  relay_set_cookies(&hres, resp);
   lc_http_resp_free(&hres);
   return LC_OK;
 }
