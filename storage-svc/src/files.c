@@ -10,7 +10,6 @@
 #include "idem.h"
 #include "lc/log.h"
 #include "lc/util.h"
-#include "reports.h"
 #include "settle.h"
 
 #define TS_FMT "'YYYY-MM-DD\"T\"HH24:MI:SS.MS\"Z\"'"

@@ -3,8 +3,9 @@
  * reserve -> commit / release.
  *
  * Order (lc/svc.h): global init, block signals, config, log, DB pool +
- * migrations, S3 bucket, HTTP instance + routes, start, wait for
- * SIGINT/SIGTERM, drain paid requests, stop, free. Config only from the
+ * migrations, S3 bucket, HTTP instance + routes, start, settler thread
+ * (settle.h), wait for SIGINT/SIGTERM, drain paid requests, stop the
+ * settler, stop, free. Config only from the
  * environment (table below, proto/CONTRACTS.md). */
 #include <stdio.h>
 #include <stdlib.h>

@@ -48,11 +48,6 @@ typedef struct {
   int settle_grace_s;       /* a 'pending' row is settled after this (0 = default, settle.h) */
 } storage_reports_ctx;
 
-/* The 503 detail when a charge's outcome is unknown (settle.h). */
-#define STORAGE_SETTLING_DETAIL                                                            \
-  "the credits service did not confirm the charge; the outcome is being settled: the "     \
-  "result becomes visible if it was charged, otherwise nothing is charged - retry with the " \
-  "same Idempotency-Key to get it"
 
 typedef struct {
   char kind[16];            /* "usage" | "files" */

@@ -8,6 +8,9 @@
 #include "lc/log.h"
 #include "lc/util.h"
 
+#define SETTLE_STR2(x) #x
+#define SETTLE_STR(x) SETTLE_STR2(x)
+#define SETTLE_DELAY "interval '" SETTLE_STR(STORAGE_SETTLE_DELAY_S) " seconds'"
 #define SETTLE_BATCH "100"
 #define SETTLE_LEASE_S "30"
 
@@ -50,9 +53,9 @@ void storage_settle_mark(lc_db_pool *pool, storage_idem_kind kind, const char *r
   rc = storage_db_run(pool,
                       kind == STORAGE_IDEM_REPORT
                           ? "UPDATE storage.reports SET status = 'settling', settle_after = "
-                            "now() + interval '3 seconds' WHERE id = $1::uuid AND debit_id IS NULL"
+                            "now() + " SETTLE_DELAY " WHERE id = $1::uuid AND debit_id IS NULL"
                           : "UPDATE storage.files SET status = 'settling', settle_after = "
-                            "now() + interval '3 seconds' WHERE id = $1::uuid AND debit_id IS NULL",
+                            "now() + " SETTLE_DELAY " WHERE id = $1::uuid AND debit_id IS NULL",
                       1, params, NULL, err);
   if (rc != LC_OK)
     lc_log_error("storage_settle_mark - row %s stays pending (settled after the grace period): "

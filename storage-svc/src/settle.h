@@ -31,6 +31,12 @@
 #define STORAGE_SETTLE_GRACE_DEFAULT 60   /* s before a 'pending' row counts as abandoned */
 #define STORAGE_SETTLE_DELAY_S 3          /* s before a 'settling' row is first asked about */
 
+/* The 503 detail when a charge's outcome is unknown (settle.h). */
+#define STORAGE_SETTLING_DETAIL                                                            \
+  "the credits service did not confirm the charge; the outcome is being settled: the "     \
+  "result becomes visible if it was charged, otherwise nothing is charged - retry with the " \
+  "same Idempotency-Key to get it"
+
 /* Stores debit_id on an unsettled row (status 'committed', visible), a few
  * attempts with short pauses. Returns LC_OK or the last DB status (the row
  * then stays unsettled and the settler stores it later). */

@@ -179,7 +179,7 @@ static void insert_row(const char *user, const char *id, int age_s, int committe
                            "($1::uuid, $2::uuid, 'usage', 'json', $3, 42, repeat('a', 64), "
                            "now() - $4::int * interval '1 second', 'res-1', $5, "
                            "CASE WHEN $5::text IS NULL THEN 'pending' ELSE 'committed' END, "
-                           "now() + interval '1 day')",
+                           "'infinity')",
                            5, p, NULL, err) == LC_OK, "%s", err);
   lc_db_release(g_pool, c);
 }
