@@ -20,6 +20,10 @@
 
 #define PUBLISH_TIMEOUT_MS 5000
 #define ERR_KEEP 200
+/* A nonce used on chain with none of our attempts mined must stay so this
+ * long (and at least CHAIN_DROPPED_AFTER_S) before the transfer is re-signed
+ * with a new nonce. */
+#define FOREIGN_NONCE_GRACE_S 30
 
 static int row_i64(const PGresult *res, int row, int col, int64_t *out)
 {
@@ -114,7 +118,7 @@ static int mark_submitted(PGconn *conn, const char *debit_id, const char *hash,
   return exec1(conn,
                "WITH u AS (UPDATE transfers SET status = 'submitted', attempts = 0, "
                "last_error = NULL, submitted_at = coalesce(submitted_at, now()), "
-               "sent_at = now(), updated_at = now() "
+               "sent_at = clock_timestamp(), updated_at = now() "
                "WHERE debit_id = $1 AND status = 'signed' AND tx_hash = $2 RETURNING debit_id) "
                "UPDATE transfer_attempts SET outcome = 'sent' WHERE tx_hash = $2 "
                "AND debit_id IN (SELECT debit_id FROM u) AND outcome = 'signed'",
@@ -129,7 +133,8 @@ static int switch_to_attempt(PGconn *conn, const char *debit_id, const char *has
   return exec1(conn,
                "UPDATE transfers t SET tx_hash = a.tx_hash, raw_tx = a.raw_tx, tip = a.tip, "
                "max_fee = a.max_fee, nonce = a.nonce, status = 'submitted', "
-               "submitted_at = coalesce(t.submitted_at, now()), sent_at = now(), "
+               "nonce_used_seen_at = NULL, "
+               "submitted_at = coalesce(t.submitted_at, now()), sent_at = clock_timestamp(), "
                "reported_status = NULL, updated_at = now() "
                "FROM transfer_attempts a WHERE t.debit_id = $1 AND a.debit_id = t.debit_id "
                "AND a.tx_hash = $2 AND t.status IN ('signed', 'submitted')",
@@ -249,7 +254,7 @@ static int renonce(chain_ctx *ctx, PGconn *conn, const char *debit_id, const cha
   if (rc == LC_OK)
     rc = lc_db_exec(conn,
                     "UPDATE transfers SET nonce = $2, tx_hash = $3, raw_tx = $4, tip = $5, "
-                    "max_fee = $6, status = 'signed', sent_at = NULL, next_attempt_at = now(), "
+                    "max_fee = $6, status = 'signed', sent_at = NULL, nonce_used_seen_at = NULL, next_attempt_at = now(), "
                     "attempts = 0, reported_status = NULL, updated_at = now() "
                     "WHERE debit_id = $1",
                     6, p, NULL, err);
@@ -310,7 +315,7 @@ static int resolve_used_nonce(chain_ctx *ctx, PGconn *conn, const char *debit_id
       rc = switch_to_attempt(conn, debit_id, h, err);
     } else {
       rc = exec1(conn,
-                 "UPDATE transfers SET status = 'submitted', sent_at = now(), "
+                 "UPDATE transfers SET status = 'submitted', sent_at = clock_timestamp(), "
                  "submitted_at = coalesce(submitted_at, now()), updated_at = now() "
                  "WHERE debit_id = $1 AND status = 'signed' AND tx_hash = $2",
                  debit_id, h, err);
@@ -318,11 +323,28 @@ static int resolve_used_nonce(chain_ctx *ctx, PGconn *conn, const char *debit_id
     *resolved = 1;
     goto out;
   }
-  /* None of ours is mined although the nonce is used: after the grace time
-   * (receipts can lag the nonce count on load-balanced nodes) re-nonce. */
-  if (age_s >= ctx->dropped_after_s) {
-    rc = renonce(ctx, conn, debit_id, cur_hash, err);
-    *resolved = rc == LC_OK;
+  /* None of ours is mined although the nonce is used. Nodes can count a
+   * nonce before they serve its receipt, so only a condition that persists
+   * for the grace time means a foreign transaction took the nonce. */
+  (void)age_s;
+  PQclear(res);
+  res = NULL;
+  {
+    const char *q[1] = {debit_id};
+    int64_t seen = 0;
+    rc = lc_db_exec(conn,
+                    "UPDATE transfers SET nonce_used_seen_at = coalesce(nonce_used_seen_at, "
+                    "clock_timestamp()) WHERE debit_id = $1 "
+                    "RETURNING extract(epoch FROM clock_timestamp() - nonce_used_seen_at)::bigint",
+                    1, q, &res, err);
+    if (rc != LC_OK)
+      goto out;
+    if (PQntuples(res) == 1 && row_i64(res, 0, 0, &seen) == LC_OK &&
+        seen >= (ctx->dropped_after_s > FOREIGN_NONCE_GRACE_S ? ctx->dropped_after_s
+                                                                : FOREIGN_NONCE_GRACE_S)) {
+      rc = renonce(ctx, conn, debit_id, cur_hash, err);
+      *resolved = rc == LC_OK;
+    }
   }
 out:
   PQclear(res);
@@ -337,7 +359,7 @@ int chain_sender_broadcast(chain_ctx *ctx, int *sent, char err[LC_ERR_LEN])
   const char *p[1] = {lim};
   int64_t in_flight = 0, waiting = 0;
   uint8_t tok_budget[32], eth_budget[32], sub_amount[32], gas[32], fee_now[32], tip_now[32];
-  int rc, i, n, park = 0, funds_ok;
+  int rc, i, n, park = 0, funds_ok, in_tx = 0;
 
   *sent = 0;
   rc = lc_db_acquire(ctx->db, &conn, err);
@@ -383,11 +405,17 @@ int chain_sender_broadcast(chain_ctx *ctx, int *sent, char err[LC_ERR_LEN])
   }
 
   snprintf(lim, sizeof(lim), "%lld", (long long)(ctx->max_in_flight - in_flight));
+  /* The pass's rows stay locked until its commit, so a second instance
+   * skips them instead of sending the same transactions again. */
+  rc = lc_db_begin(conn, err);
+  if (rc != LC_OK)
+    goto out;
+  in_tx = 1;
   rc = lc_db_exec(conn,
                   "SELECT debit_id, raw_tx, tx_hash, nonce, amount, max_fee, "
                   "extract(epoch FROM now() - updated_at)::bigint FROM transfers "
                   "WHERE status = 'signed' AND next_attempt_at <= now() "
-                  "ORDER BY from_address, nonce LIMIT $1::bigint",
+                  "ORDER BY from_address, nonce LIMIT $1::bigint FOR UPDATE SKIP LOCKED",
                   1, p, &rows, err);
   if (rc != LC_OK)
     goto out;
@@ -437,7 +465,13 @@ int chain_sender_broadcast(chain_ctx *ctx, int *sent, char err[LC_ERR_LEN])
                   hash);
       break;
     case CHAIN_SEND_NONCE_TOO_LOW:
-      /* Which of our attempts took the nonce (or did someone else)? */
+      /* Which of our attempts took the nonce (or did someone else)? These
+       * paths take their own locks: release the pass's first, and end it. */
+      rc = lc_db_commit(conn, err);
+      in_tx = 0;
+      if (rc != LC_OK)
+        goto out;
+      n = i + 1;
       rc = resolve_used_nonce(ctx, conn, debit_id, hash, age, &resolved, err);
       if (rc == LC_ERR_UNAVAIL || rc == LC_ERR_TIMEOUT)
         goto out;
@@ -455,6 +489,11 @@ int chain_sender_broadcast(chain_ctx *ctx, int *sent, char err[LC_ERR_LEN])
       lc_log_warn("broadcast - debit_id=%s nonce=%s tx=%s: %s (%s); bumping fees", debit_id,
                   nonce_s, hash, chain_send_class_name(cls), rerr);
       chain_fees_invalidate(ctx);
+      rc = lc_db_commit(conn, err);
+      in_tx = 0;
+      if (rc != LC_OK)
+        goto out;
+      n = i + 1;
       rc = chain_sender_bump(ctx, debit_id, hash, NULL, err);
       if (rc == LC_ERR_UNAVAIL || rc == LC_ERR_TIMEOUT)
         goto out;
@@ -480,8 +519,18 @@ int chain_sender_broadcast(chain_ctx *ctx, int *sent, char err[LC_ERR_LEN])
     if (park != 0)
       break;
   }
+  if (in_tx) {
+    rc = lc_db_commit(conn, err);
+    in_tx = 0;
+  }
   set_parked(ctx, park, waiting - *sent);
 out:
+  if (in_tx) {
+    /* Keep what was recorded: those transactions were accepted by the node. */
+    char cerr[LC_ERR_LEN] = "";
+    if (lc_db_commit(conn, cerr) != LC_OK)
+      lc_db_rollback(conn);
+  }
   PQclear(cnt);
   PQclear(rows);
   lc_db_release(ctx->db, conn);
@@ -540,7 +589,7 @@ int chain_sender_bump(chain_ctx *ctx, const char *debit_id, const char *cur_hash
   }
   if (chain_fee_bump(old_tip, old_max, mkt_tip, mkt_max, ctx->fee_cap, tip, max_fee) != 0) {
     /* Restart the stuck timer so the cap warning is not repeated every pass. */
-    exec1(conn, "UPDATE transfers SET sent_at = now() WHERE debit_id = $1", debit_id, NULL, err);
+    exec1(conn, "UPDATE transfers SET sent_at = clock_timestamp() WHERE debit_id = $1", debit_id, NULL, err);
     lc_db_commit(conn, err);
     in_tx = 0;
     lc_log_warn("Event - debit_id=%s nonce=%lld stuck but CHAIN_MAX_FEE_GWEI forbids a 12.5%% "
@@ -567,7 +616,7 @@ int chain_sender_bump(chain_ctx *ctx, const char *debit_id, const char *cur_hash
                   "reason) VALUES ($1, $2, $3, $4, $5, $6, 'fee_bump')",
                   6, p, NULL, err);
   if (rc == LC_OK)
-    rc = exec1(conn, "UPDATE transfers SET sent_at = now(), updated_at = now() WHERE debit_id = $1",
+    rc = exec1(conn, "UPDATE transfers SET sent_at = clock_timestamp(), updated_at = now() WHERE debit_id = $1",
                debit_id, NULL, err);
   if (rc == LC_OK)
     rc = lc_db_commit(conn, err);
@@ -587,7 +636,7 @@ int chain_sender_bump(chain_ctx *ctx, const char *debit_id, const char *cur_hash
     rc = lc_db_exec(conn,
                     "UPDATE transfers t SET tx_hash = a.tx_hash, raw_tx = a.raw_tx, tip = a.tip, "
                     "max_fee = a.max_fee, status = 'submitted', "
-                    "submitted_at = coalesce(t.submitted_at, now()), sent_at = now(), "
+                    "submitted_at = coalesce(t.submitted_at, now()), sent_at = clock_timestamp(), "
                     "replacements = t.replacements + 1, attempts = 0, last_error = NULL, "
                     "reported_status = CASE WHEN t.status = 'submitted' THEN NULL "
                     "ELSE t.reported_status END, updated_at = now() "
@@ -643,6 +692,58 @@ static int mark_final(PGconn *conn, const char *debit_id, const char *hash, int 
                     4, p, NULL, err);
 }
 
+/* Handles a submitted row without a receipt for its current hash: nonce
+ * used by another attempt (or a foreign tx), dropped by the node, or stuck. */
+static int track_unmined(chain_ctx *ctx, PGconn *conn, const char *debit_id, const char *hash,
+                         const char *raw, int64_t nonce, int64_t age, int64_t *chain_nonce,
+                         char err[LC_ERR_LEN])
+{
+  int known, resolved = 0, rc;
+
+  if (*chain_nonce < 0) {
+    rc = master_nonce(ctx, "latest", chain_nonce, err);
+    if (rc != LC_OK)
+      return rc;
+  }
+  if (*chain_nonce > nonce) {
+    /* Our nonce is used on chain but not by this hash: an earlier attempt
+     * (or, failing that, a foreign transaction). */
+    return resolve_used_nonce(ctx, conn, debit_id, hash, age, &resolved, err);
+  }
+  known = tx_known(ctx, hash);
+  if (known < 0)
+    return lc_err_set(err, LC_ERR_UNAVAIL, "track - node unreachable");
+  if (!known && age >= ctx->dropped_after_s) {
+    /* Dropped from the pool (node restart, eviction, reorg): the same raw
+     * transaction again. */
+    chain_send_class cls;
+    char rerr[LC_ERR_LEN] = "";
+    rc = send_raw(ctx, raw, &cls, rerr);
+    if (rc != LC_OK)
+      return lc_err_set(err, LC_ERR_UNAVAIL, "track - node unreachable: %.200s", rerr);
+    lc_log_warn("Event - transfer dropped by the node, re-broadcast unchanged debit_id=%s "
+                "nonce=%lld tx=%s: %s",
+                debit_id, (long long)nonce, hash, cls == CHAIN_SEND_OK ? "accepted" : rerr);
+    lc_metric_add("chain_tx_rebroadcast_total", 1);
+    if (cls == CHAIN_SEND_FEE_TOO_LOW || cls == CHAIN_SEND_UNDERPRICED) {
+      rc = chain_sender_bump(ctx, debit_id, hash, NULL, err);
+      if (rc == LC_ERR_UNAVAIL || rc == LC_ERR_TIMEOUT)
+        return rc;
+    }
+    return exec1(conn, "UPDATE transfers SET sent_at = clock_timestamp() WHERE debit_id = $1 AND tx_hash = $2",
+                 debit_id, hash, err);
+  }
+  if (known && ctx->stuck_after_s > 0 && age >= ctx->stuck_after_s) {
+    lc_log_warn("Event - transfer stuck for %lld s debit_id=%s nonce=%lld tx=%s; replacing with "
+                "raised fees",
+                (long long)age, debit_id, (long long)nonce, hash);
+    rc = chain_sender_bump(ctx, debit_id, hash, NULL, err);
+    if (rc == LC_ERR_UNAVAIL || rc == LC_ERR_TIMEOUT)
+      return rc;
+  }
+  return LC_OK;
+}
+
 int chain_sender_track(chain_ctx *ctx, int *done, char err[LC_ERR_LEN])
 {
   PGresult *rows = NULL;
@@ -652,24 +753,31 @@ int chain_sender_track(chain_ctx *ctx, int *done, char err[LC_ERR_LEN])
   int64_t chain_nonce = -1;
   char lim[24];
   const char *p[1] = {lim};
-  int rc, i, n;
+  int *later = NULL;
+  int rc, i, n, nlater = 0, in_tx = 0;
 
   *done = 0;
   rc = lc_db_acquire(ctx->db, &conn, err);
   if (rc != LC_OK)
     return rc;
   snprintf(lim, sizeof(lim), "%d", ctx->max_in_flight * 2);
+  /* Rows locked for the pass: a second instance tracks other rows. */
+  rc = lc_db_begin(conn, err);
+  if (rc != LC_OK)
+    goto out;
+  in_tx = 1;
   rc = lc_db_exec(conn,
                   "SELECT debit_id, tx_hash, nonce, raw_tx, "
                   "extract(epoch FROM now() - coalesce(sent_at, submitted_at, updated_at))::bigint "
                   "FROM transfers WHERE status = 'submitted' "
-                  "ORDER BY from_address, nonce LIMIT $1::bigint",
+                  "ORDER BY from_address, nonce LIMIT $1::bigint FOR UPDATE SKIP LOCKED",
                   1, p, &rows, err);
   if (rc != LC_OK)
     goto out;
   n = PQntuples(rows);
   if (n == 0)
     goto out;
+  later = lc_xcalloc((size_t)n, sizeof(int));
   rc = rpc_call(&ctx->rpc, "eth_blockNumber", NULL, &bn, NULL, err);
   if (rc != LC_OK)
     goto out;
@@ -680,73 +788,16 @@ int chain_sender_track(chain_ctx *ctx, int *done, char err[LC_ERR_LEN])
   for (i = 0; i < n && !atomic_load(&lc_svc_stopping); i++) {
     const char *debit_id = PQgetvalue(rows, i, 0);
     const char *hash = PQgetvalue(rows, i, 1);
-    const char *raw = PQgetvalue(rows, i, 3);
     json_t *rcpt = NULL;
     uint64_t block = 0, st = 0;
-    int64_t age = 0, nonce = 0;
     char blk[24];
 
-    row_i64(rows, i, 4, &age);
-    row_i64(rows, i, 2, &nonce);
     rc = get_receipt(ctx, hash, &rcpt, err);
     if (rc != LC_OK)
       goto out;
     if (!json_is_object(rcpt)) {
-      int known, resolved = 0;
       json_decref(rcpt);
-      if (chain_nonce < 0) {
-        rc = master_nonce(ctx, "latest", &chain_nonce, err);
-        if (rc != LC_OK)
-          goto out;
-      }
-      if (chain_nonce > nonce) {
-        /* Our nonce is used on chain but not by this hash: an earlier
-         * attempt (or, failing that, a foreign transaction). */
-        rc = resolve_used_nonce(ctx, conn, debit_id, hash, age, &resolved, err);
-        if (rc != LC_OK)
-          goto out;
-        continue;
-      }
-      known = tx_known(ctx, hash);
-      if (known < 0) {
-        rc = lc_err_set(err, LC_ERR_UNAVAIL, "track - node unreachable");
-        goto out;
-      }
-      if (!known && age >= ctx->dropped_after_s) {
-        /* Dropped from the pool (node restart, eviction, reorg): the same
-         * raw transaction again. */
-        chain_send_class cls;
-        char rerr[LC_ERR_LEN] = "";
-        rc = send_raw(ctx, raw, &cls, rerr);
-        if (rc != LC_OK) {
-          rc = lc_err_set(err, LC_ERR_UNAVAIL, "track - node unreachable: %.200s", rerr);
-          goto out;
-        }
-        lc_log_warn("Event - transfer dropped by the node, re-broadcast unchanged debit_id=%s "
-                    "nonce=%lld tx=%s: %s",
-                    debit_id, (long long)nonce, hash,
-                    cls == CHAIN_SEND_OK ? "accepted" : rerr);
-        lc_metric_add("chain_tx_rebroadcast_total", 1);
-        if (cls == CHAIN_SEND_FEE_TOO_LOW || cls == CHAIN_SEND_UNDERPRICED) {
-          rc = chain_sender_bump(ctx, debit_id, hash, NULL, err);
-          if (rc == LC_ERR_UNAVAIL || rc == LC_ERR_TIMEOUT)
-            goto out;
-        }
-        rc = exec1(conn, "UPDATE transfers SET sent_at = now() WHERE debit_id = $1 "
-                         "AND tx_hash = $2", debit_id, hash, err);
-        if (rc != LC_OK)
-          goto out;
-        continue;
-      }
-      if (known && ctx->stuck_after_s > 0 && age >= ctx->stuck_after_s) {
-        lc_log_warn("Event - transfer stuck for %lld s debit_id=%s nonce=%lld tx=%s; replacing "
-                    "with raised fees",
-                    (long long)age, debit_id, (long long)nonce, hash);
-        rc = chain_sender_bump(ctx, debit_id, hash, NULL, err);
-        if (rc == LC_ERR_UNAVAIL || rc == LC_ERR_TIMEOUT)
-          goto out;
-        rc = LC_OK;
-      }
+      later[nlater++] = i;
       continue;
     }
     if (rpc_quantity_u64(json_object_get(rcpt, "blockNumber"), &block) != LC_OK ||
@@ -755,9 +806,8 @@ int chain_sender_track(chain_ctx *ctx, int *done, char err[LC_ERR_LEN])
       continue; /* pending receipt shape: try next pass */
     }
     json_decref(rcpt);
-    if (latest < block || latest - block + 1 < (uint64_t)(ctx->confirmations > 0
-                                                               ? ctx->confirmations
-                                                               : 1))
+    if (latest < block ||
+        latest - block + 1 < (uint64_t)(ctx->confirmations > 0 ? ctx->confirmations : 1))
       continue;
     snprintf(blk, sizeof(blk), "%llu", (unsigned long long)block);
     rc = mark_final(conn, debit_id, hash, st == 1, blk, err);
@@ -770,7 +820,29 @@ int chain_sender_track(chain_ctx *ctx, int *done, char err[LC_ERR_LEN])
       lc_log_error("Event - transfer FAILED on chain debit_id=%s tx=%s block=%s", debit_id,
                    hash, blk);
   }
+  rc = lc_db_commit(conn, err);
+  in_tx = 0;
+  if (rc != LC_OK)
+    goto out;
+  /* Unmined rows: their handling takes its own locks, after the commit. */
+  for (i = 0; i < nlater && !atomic_load(&lc_svc_stopping); i++) {
+    int r = later[i];
+    int64_t age = 0, nonce = 0;
+    row_i64(rows, r, 4, &age);
+    row_i64(rows, r, 2, &nonce);
+    rc = track_unmined(ctx, conn, PQgetvalue(rows, r, 0), PQgetvalue(rows, r, 1),
+                       PQgetvalue(rows, r, 3), nonce, age, &chain_nonce, err);
+    if (rc == LC_ERR_UNAVAIL || rc == LC_ERR_TIMEOUT || rc == LC_ERR_DB)
+      goto out;
+    rc = LC_OK;
+  }
 out:
+  if (in_tx) {
+    char cerr[LC_ERR_LEN] = "";
+    if (lc_db_commit(conn, cerr) != LC_OK)
+      lc_db_rollback(conn);
+  }
+  free(later);
   json_decref(bn);
   PQclear(rows);
   lc_db_release(ctx->db, conn);
