@@ -60,6 +60,13 @@ run_meson() {
 }
 
 mkdir -p "$STATE_DIR/logs"
+echo "== documentation: the configuration table matches the daemons' tables"
+if python3 tools/config_doc.py --check; then
+  total_pass=$((total_pass + 1))
+else
+  total_fail=$((total_fail + 1))
+fi
+
 echo "== unit + integration tests"
 run_meson "$BUILD_DIR" "$STATE_DIR/logs/test-unit.log" --suite unit --suite integration --num-processes 1
 
