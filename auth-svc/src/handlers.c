@@ -289,19 +289,21 @@ static int session_identity(struct _u_response *resp, const lc_identity **out) {
 int auth_h_logout(const struct _u_request *req, struct _u_response *resp, void *ud) {
   const auth_ctx *ctx = ud;
   const lc_identity *id;
-  const char *jti = u_map_get_case(req->map_header, "X-Auth-Jti");
-  const char *exps = u_map_get_case(req->map_header, "X-Auth-Exp");
+  const char *jti = NULL;
   char err[LC_ERR_LEN] = "", tok[AUTH_RT_LEN + 1];
   int64_t exp = 0;
   int from_cookie = 0, rc;
 
   if (!session_identity(resp, &id))
     return U_CALLBACK_COMPLETE;
-  /* X-Auth-Jti / X-Auth-Exp come from the gateway, which verified the JWT;
-   * they are not covered by the internal signature (see docs/identity.md). */
-  if (jti != NULL && (!lc_uuid_valid(jti) || exps == NULL ||
-                      lc_parse_i64(exps, 1, INT64_MAX, &exp) != LC_OK))
-    return lc_problem(resp, 400, NULL, "malformed X-Auth-Jti / X-Auth-Exp");
+  /* The session's jti / exp are part of the identity the gateway signed
+   * (lc/iauth.h v2) after verifying the JWT. */
+  if (id->jti[0] != '\0') {
+    if (!lc_uuid_valid(id->jti) || id->exp <= 0)
+      return lc_problem(resp, 400, NULL, "malformed X-Auth-Jti / X-Auth-Exp");
+    jti = id->jti;
+    exp = id->exp;
+  }
   if (jti == NULL)
     lc_log_warn("logout - no X-Auth-Jti from the gateway: only the refresh family is revoked");
   rc = refresh_token_from(req, tok, &from_cookie, 0, err);

@@ -320,7 +320,8 @@ int main(void) {
   inst_ok = 1;
   ictx.secret = secret;
   ictx.secret_len = secret_len;
-  ictx.max_skew_s = 60;
+  ictx.max_skew_s = LC_IAUTH_SKEW_S;
+  ictx.replay = NULL; /* process-wide nonce cache */
   rc = auth_handlers_register(&inst, &ctx, &ictx);
   if (rc != LC_OK)
     goto out;

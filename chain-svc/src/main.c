@@ -292,7 +292,8 @@ int main(int argc, char **argv)
   }
   iauth.secret = secret;
   iauth.secret_len = secret_len;
-  iauth.max_skew_s = 60;
+  iauth.max_skew_s = LC_IAUTH_SKEW_S;
+  iauth.replay = NULL; /* process-wide nonce cache */
 
   schema = lc_cfg_str(cfg, "CHAIN_DB_SCHEMA");
   for (const char *c = schema; *c != '\0'; c++) {

@@ -22,7 +22,7 @@
 
 /* Identity set by lc_iauth_callback; an anonymous one if it is missing. */
 static const lc_identity *caller(const struct _u_response *resp) {
-  static const lc_identity anon = {"", "anon", "", ""};
+  static const lc_identity anon = {.role = "anon"};
   const lc_identity *id = lc_iauth_identity(resp);
   return id ? id : &anon;
 }

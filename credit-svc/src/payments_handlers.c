@@ -73,7 +73,7 @@ int payments_ctx_init(const lc_cfg *cfg, lc_db_pool *pool, payments_ctx *ctx,
 /* ---- helpers ---- */
 
 static const lc_identity *caller(const struct _u_response *resp) {
-  static const lc_identity anon = {"", "anon", "", ""};
+  static const lc_identity anon = {.role = "anon"};
   const lc_identity *id = lc_iauth_identity(resp);
   return id ? id : &anon;
 }

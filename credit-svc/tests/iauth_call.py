@@ -17,11 +17,13 @@ rid = os.environ.get("REQUEST_ID", str(uuid.uuid4()))
 u = urllib.parse.urlsplit(url)
 path = u.path + ("?" + u.query if u.query else "")
 ts = str(int(time.time()))
-canon = "\n".join(["v1", method, path, user, role, scope, rid, ts,
-                   hashlib.sha256(body).hexdigest()])
+nonce = os.urandom(16).hex()
+ctype = "application/json" if body else ""
+canon = "\n".join(["v2", method, path, user, role, scope, rid, ts, nonce,
+                   hashlib.sha256(body).hexdigest(), ctype, "", "", "", ""])
 sig = hmac.new(secret, canon.encode(), hashlib.sha256).hexdigest()
 hdr = {"X-Request-Id": rid, "X-Auth-User": user, "X-Auth-Role": role, "X-Auth-Scope": scope,
-       "X-Auth-Ts": ts, "X-Auth-Sig": sig}
+       "X-Auth-Ts": ts, "X-Auth-Nonce": nonce, "X-Auth-Sig": sig}
 if os.environ.get("BAD_SIG"):
     hdr["X-Auth-Sig"] = "0" * 64
 if body:

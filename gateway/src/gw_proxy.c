@@ -14,10 +14,11 @@
 #include "lc/util.h"
 
 /* Request headers copied from the client to the daemon. */
+/* Content-Type and Idempotency-Key are forwarded separately: they are
+ * covered by the internal signature (lc/iauth.h). */
 static const char *const FWD_REQ_HEADERS[] = {
-    "Content-Type",         "Idempotency-Key",      "Origin",         "X-Requested-With",
-    "Accept",               "Stripe-Signature",     "X-Razorpay-Signature",
-    "X-Razorpay-Event-Id",  "X-File-Name",          NULL};
+    "Origin",               "X-Requested-With",     "Accept",         "Stripe-Signature",
+    "X-Razorpay-Signature", "X-Razorpay-Event-Id",  "X-File-Name",    NULL};
 /* Response headers copied from the daemon to the client. */
 static const char *const FWD_RESP_HEADERS[] = {"Content-Type", "Location",
                                                "Retry-After", "Content-Disposition",
@@ -97,24 +98,41 @@ int gw_proxy_forward_ex(const gw_upstream *up, const struct _u_request *req,
   if (ul < 0 || (size_t)ul >= sizeof(url))
     return lc_err_set(err, LC_ERR_TOO_LARGE, "request target too long");
 
+  /* The identity as signed: the session's jti/exp come from the caller's
+   * id, the client address from client_ip (or the socket peer). */
+  lc_identity sid = *id;
+  if (client_ip != NULL)
+    lc_strlcpy(sid.client_ip, client_ip, sizeof(sid.client_ip));
+  else
+    gw_proxy_client_ip(req, sid.client_ip, sizeof(sid.client_ip));
+  /* Content-Type / Idempotency-Key exactly as forwarded (empty = not sent). */
+  const char *ct = u_map_get_case(req->map_header, "Content-Type");
+  const char *idem = u_map_get_case(req->map_header, "Idempotency-Key");
+  if (ct != NULL && ct[0] == '\0')
+    ct = NULL;
+  if (idem != NULL && idem[0] == '\0')
+    idem = NULL;
+
   lc_iauth_headers ih;
-  int rc = lc_iauth_sign(up->secret, up->secret_len, req->http_verb, path, id, req->binary_body,
-                         req->binary_body_length, (int64_t)time(NULL), &ih);
+  int rc = lc_iauth_sign(up->secret, up->secret_len, req->http_verb, path, &sid,
+                         req->binary_body, req->binary_body_length, ct, idem,
+                         (int64_t)time(NULL), &ih);
   if (rc != LC_OK)
-    return lc_err_set(err, rc, "cannot sign internal request");
+    return lc_err_set(err, rc, "cannot sign internal request (bad target or header value)");
 
   char lines[GW_MAX_FWD_HDR][GW_HDR_LINE];
   int n = 0;
+  /* A bare "Content-Type:" stops libcurl adding an unsigned form type. */
+  if (ct != NULL)
+    snprintf(lines[n++], GW_HDR_LINE, "Content-Type: %s", ct);
+  else
+    snprintf(lines[n++], GW_HDR_LINE, "Content-Type:");
+  if (idem != NULL)
+    snprintf(lines[n++], GW_HDR_LINE, "Idempotency-Key: %s", idem);
   for (int i = 0; FWD_REQ_HEADERS[i] != NULL; i++)
     n = add_client_header(req, FWD_REQ_HEADERS[i], lines, n);
   if (pass_cookie)
     n = add_client_header(req, "Cookie", lines, n);
-  char ip[64];
-  if (client_ip != NULL)
-    lc_strlcpy(ip, client_ip, sizeof(ip));
-  else
-    gw_proxy_client_ip(req, ip, sizeof(ip));
-  snprintf(lines[n++], GW_HDR_LINE, "X-Client-IP: %s", ip);
   for (int i = 0; extra != NULL && extra[i] != NULL && n < GW_MAX_FWD_HDR - 1; i++)
     if (strpbrk(extra[i], "\r\n") == NULL)
       snprintf(lines[n++], GW_HDR_LINE, "%s", extra[i]);

@@ -31,11 +31,14 @@ typedef struct {
 int gw_proxy_forward(const gw_upstream *up, const struct _u_request *req, const lc_identity *id,
                      int pass_cookie, struct _u_response *resp, char err[LC_ERR_LEN]);
 
-/* Same, with the client address to pass as X-Client-IP (NULL = the socket
- * peer) and extra "Name: value" lines set by the gateway itself (NULL-
- * terminated, may be NULL; e.g. X-Auth-Jti / X-Auth-Exp of the verified
- * session). Client headers are never forwarded except the allow-list, so a
- * client-sent X-Auth-* / X-Internal-* / X-Client-IP never reaches a daemon. */
+/* Same, with the client address to sign as X-Client-IP (NULL = the socket
+ * peer; id->client_ip is overwritten) and extra "Name: value" lines set by the
+ * gateway itself (NULL-terminated, may be NULL; NOT covered by the signature,
+ * so never identity: the session's jti/exp travel in id->jti / id->exp,
+ * which lc_iauth signs). The client's Content-Type and Idempotency-Key are
+ * forwarded and signed (a value lc_iauth refuses -> LC_ERR_PARAM). Client
+ * headers are never forwarded except the allow-list, so a client-sent
+ * X-Auth-* / X-Internal-* / X-Client-IP never reaches a daemon. */
 int gw_proxy_forward_ex(const gw_upstream *up, const struct _u_request *req,
                         const lc_identity *id, int pass_cookie, const char *client_ip,
                         const char *const *extra, struct _u_response *resp,

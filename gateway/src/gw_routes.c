@@ -4,7 +4,7 @@
  * the query string (400) -> per-IP rate limit (429) -> authenticate (401 /
  * 503 while an API key cannot be checked) -> authorise (403) -> per-account
  * rate limit (429) -> forward with the signed identity (and, for sessions,
- * X-Auth-Jti / X-Auth-Exp). */
+ * X-Auth-Jti / X-Auth-Exp in the signed identity). */
 #include "gw_routes.h"
 
 #include <jansson.h>
@@ -307,18 +307,16 @@ static int cb_dispatch(const struct _u_request *req, struct _u_response *resp, v
   }
 
   /* The verified session's token id and expiry (auth-svc's logout revokes
-   * exactly this token). Never taken from the client. */
-  char jti_line[64], exp_line[48];
-  const char *extra[3] = {NULL, NULL, NULL};
-  if (r->access != GW_ACCESS_PUBLIC && !p.is_key && p.jti[0] != '\0') {
-    snprintf(jti_line, sizeof(jti_line), "X-Auth-Jti: %s", p.jti);
-    snprintf(exp_line, sizeof(exp_line), "X-Auth-Exp: %lld", (long long)p.exp);
-    extra[0] = jti_line;
-    extra[1] = exp_line;
-  }
+   * exactly this token), signed as part of the identity. Never taken from
+   * the client. */
+  p.id.jti[0] = '\0';
+  p.id.exp = 0;
+  if (r->access != GW_ACCESS_PUBLIC && !p.is_key && p.jti[0] != '\0' &&
+      lc_strlcpy(p.id.jti, p.jti, sizeof(p.id.jti)) == LC_OK)
+    p.id.exp = p.exp;
 
   const gw_upstream *up = &ctx->up[r->up];
-  int rc = gw_proxy_forward_ex(up, req, &p.id, r->pass_cookie, ip, extra, resp, err);
+  int rc = gw_proxy_forward_ex(up, req, &p.id, r->pass_cookie, ip, NULL, resp, err);
   if (rc == LC_OK) {
     lc_metric_add("gateway_forwarded_total", 1);
     return U_CALLBACK_COMPLETE;
@@ -332,7 +330,8 @@ static int cb_dispatch(const struct _u_request *req, struct _u_response *resp, v
   if (rc == LC_ERR_TOO_LARGE)
     return lc_problem(resp, 502, "bad-gateway", "the service answered more than the gateway relays");
   if (rc == LC_ERR_PARAM)
-    return lc_problem(resp, 400, "bad-request", "malformed request target");
+    return lc_problem(resp, 400, "bad-request",
+                      "malformed request target, Content-Type or Idempotency-Key");
   return lc_problem(resp, 503, "upstream-unavailable", "the service is temporarily unavailable");
 }
 

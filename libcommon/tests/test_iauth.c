@@ -4,6 +4,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <strings.h>
 #include <time.h>
 
 #include <curl/curl.h>
@@ -30,9 +31,11 @@ static int cb_echo(const struct _u_request *req, struct _u_response *resp, void 
   json_t *o;
   (void)ud;
   if (id == NULL) return lc_problem(resp, 500, NULL, "no identity");
-  o = json_pack("{s:s, s:s, s:s, s:s, s:s, s:I, s:s}", "user", id->user_id, "role", id->role,
-                "scope", id->scope, "rid", id->request_id, "log_rid", lc_log_rid(), "body_len",
-                (json_int_t)req->binary_body_length, "path", req->http_url);
+  o = json_pack("{s:s, s:s, s:s, s:s, s:s, s:I, s:s, s:s, s:I, s:s}", "user", id->user_id,
+                "role", id->role, "scope", id->scope, "rid", id->request_id, "log_rid",
+                lc_log_rid(), "body_len", (json_int_t)req->binary_body_length, "path",
+                req->http_url, "jti", id->jti, "exp", (json_int_t)id->exp, "client_ip",
+                id->client_ip);
   lc_json_send(resp, 200, o);
   json_decref(o);
   return U_CALLBACK_COMPLETE;
@@ -64,7 +67,8 @@ static void server_up(void) {
   randombytes_buf(g_secret, sizeof g_secret);
   g_ctx.secret = g_secret;
   g_ctx.secret_len = sizeof g_secret;
-  g_ctx.max_skew_s = 60;
+  g_ctx.max_skew_s = 0;   /* default: LC_IAUTH_SKEW_S */
+  g_ctx.replay = NULL;    /* the process-wide cache (each test runs in its own fork) */
   for (attempt = 0; attempt < 20 && rc != LC_OK; attempt++) {
     g_port = 23000 + (int)randombytes_uniform(1000);
     ck_assert_int_eq(lc_svc_instance_init(&g_inst, "127.0.0.1", g_port, 4096, err), LC_OK);
@@ -73,6 +77,10 @@ static void server_up(void) {
                                   &g_ctx),
                      LC_OK);
     ck_assert_int_eq(lc_svc_route(&g_inst, "*", "/nope", LC_PRIO_AUTH, lc_iauth_callback, &g_ctx),
+                     LC_OK);
+    /* registered twice on /echo/h: the second pass must not see a replay */
+    ck_assert_int_eq(lc_svc_route(&g_inst, "*", "/echo/h", LC_PRIO_AUTH, lc_iauth_callback,
+                                  &g_ctx),
                      LC_OK);
     ck_assert_int_eq(lc_svc_route(&g_inst, "*", "/echo/*", LC_PRIO_APP, cb_echo, NULL), LC_OK);
     ck_assert_int_eq(lc_svc_route(&g_inst, "POST", "/json", LC_PRIO_APP, cb_json, NULL), LC_OK);
@@ -199,8 +207,8 @@ START_TEST(wrong_secret) {
     lc_http_req rq;
     lc_iauth_headers h;
     char url[128];
-    ck_assert_int_eq(lc_iauth_sign(other, sizeof other, "GET", "/echo/a", &id, NULL, 0,
-                                   (int64_t)time(NULL), &h),
+    ck_assert_int_eq(lc_iauth_sign(other, sizeof other, "GET", "/echo/a", &id, NULL, 0, NULL,
+                                   NULL, (int64_t)time(NULL), &h),
                      LC_OK);
     snprintf(url, sizeof url, "%s/echo/a", g_base);
     memset(&rq, 0, sizeof rq);
@@ -225,16 +233,289 @@ START_TEST(tampered_body_path) {
   int i;
   ident(&id, UID, "admin", "full");
   ck_assert_int_eq(lc_iauth_sign(g_secret, sizeof g_secret, "POST", "/echo/a", &id, "{\"a\":1}",
-                                 7, (int64_t)time(NULL), &h),
+                                 7, "application/json", NULL, (int64_t)time(NULL), &h),
                    LC_OK);
-  for (i = 0; i < LC_IAUTH_NHDR; i++) hdrs[i] = h.ptr[i];
-  hdrs[LC_IAUTH_NHDR] = "Content-Type: application/json";
-  hdrs[LC_IAUTH_NHDR + 1] = NULL;
-  ck_assert_int_eq(send_raw("POST", "/echo/a", hdrs, "{\"a\":1}"), 200);
+  for (i = 0; i < h.count; i++) hdrs[i] = h.ptr[i];
+  hdrs[h.count] = "Content-Type: application/json";
+  hdrs[h.count + 1] = NULL;
+  /* tampered copies first: they must not use up the nonce */
   ck_assert_int_eq(send_raw("POST", "/echo/a", hdrs, "{\"a\":2}"), 401);
   ck_assert_int_eq(send_raw("POST", "/echo/b", hdrs, "{\"a\":1}"), 401);
   ck_assert_int_eq(send_raw("POST", "/echo/a?x=1", hdrs, "{\"a\":1}"), 401);
   ck_assert_int_eq(send_raw("PUT", "/echo/a", hdrs, "{\"a\":1}"), 401);
+  ck_assert_int_eq(send_raw("POST", "/echo/a", hdrs, "{\"a\":1}"), 200);
+  /* the identical request again: replayed */
+  ck_assert_int_eq(send_raw("POST", "/echo/a", hdrs, "{\"a\":1}"), 401);
+}
+END_TEST
+
+/* Signs POST /echo/h with every optional covered field set; hdrs gets the
+ * signed lines plus the Content-Type / Idempotency-Key sent. */
+static void sign_full(lc_iauth_headers *h, const char *hdrs[LC_IAUTH_NHDR + 3]) {
+  lc_identity id;
+  int i;
+  ident(&id, UID, "user", "full");
+  snprintf(id.jti, sizeof id.jti, "%s", "0f8e2a52-3d55-4b0e-9d7b-1c2f3a4b5c6d");
+  id.exp = 1900000000;
+  snprintf(id.client_ip, sizeof id.client_ip, "%s", "203.0.113.7");
+  ck_assert_int_eq(lc_iauth_sign(g_secret, sizeof g_secret, "POST", "/echo/h", &id, "{}", 2,
+                                 "application/json", "idem-1", (int64_t)time(NULL), h),
+                   LC_OK);
+  ck_assert_int_eq(h->count, 10);
+  for (i = 0; i < h->count; i++) hdrs[i] = h->ptr[i];
+  hdrs[h->count] = "Content-Type: application/json";
+  hdrs[h->count + 1] = "Idempotency-Key: idem-1";
+  hdrs[h->count + 2] = NULL;
+}
+
+/* hdrs with the line starting with name replaced by repl (NULL = removed). */
+static void swap_line(const char *const *in, const char *name, const char *repl,
+                      const char **out) {
+  int i, n = 0;
+  for (i = 0; in[i] != NULL; i++) {
+    if (strncasecmp(in[i], name, strlen(name)) == 0 && in[i][strlen(name)] == ':') {
+      if (repl != NULL) out[n++] = repl;
+    } else {
+      out[n++] = in[i];
+    }
+  }
+  out[n] = NULL;
+}
+
+START_TEST(tampered_covered_headers) {
+  lc_iauth_headers h;
+  const char *hdrs[LC_IAUTH_NHDR + 3], *t[LC_IAUTH_NHDR + 4];
+  static const char *const changes[][2] = {
+      {"Content-Type", "Content-Type: text/plain"},
+      {"Content-Type", NULL},
+      {"Idempotency-Key", "Idempotency-Key: idem-2"},
+      {"Idempotency-Key", NULL},
+      {"X-Client-IP", "X-Client-IP: 198.51.100.1"},
+      {"X-Client-IP", NULL},
+      {"X-Auth-Jti", "X-Auth-Jti: 11111111-2222-4333-8444-555555555555"},
+      {"X-Auth-Jti", NULL},
+      {"X-Auth-Exp", "X-Auth-Exp: 1900000001"},
+      {"X-Auth-Exp", NULL},
+      {"X-Auth-Nonce", "X-Auth-Nonce: 00000000000000000000000000000000"},
+      {"X-Auth-Nonce", NULL},
+  };
+  size_t k;
+  lc_http_resp r;
+  json_t *j;
+  sign_full(&h, hdrs);
+  for (k = 0; k < sizeof changes / sizeof changes[0]; k++) {
+    swap_line(hdrs, changes[k][0], changes[k][1], t);
+    ck_assert_msg(send_raw("POST", "/echo/h", t, "{}") == 401, "change %zu accepted", k);
+  }
+  /* an added empty or extra Idempotency-Key on a request signed without one */
+  {
+    lc_identity id;
+    lc_iauth_headers h2;
+    const char *x[LC_IAUTH_NHDR + 3];
+    int i;
+    ident(&id, UID, "user", "full");
+    ck_assert_int_eq(lc_iauth_sign(g_secret, sizeof g_secret, "POST", "/echo/h", &id, "{}", 2,
+                                   "application/json", NULL, (int64_t)time(NULL), &h2),
+                     LC_OK);
+    for (i = 0; i < h2.count; i++) x[i] = h2.ptr[i];
+    x[h2.count] = "Content-Type: application/json";
+    x[h2.count + 1] = "Idempotency-Key: sneaked";
+    x[h2.count + 2] = NULL;
+    ck_assert_int_eq(send_raw("POST", "/echo/h", x, "{}"), 401);
+    x[h2.count + 1] = "Idempotency-Key;";
+    ck_assert_int_eq(send_raw("POST", "/echo/h", x, "{}"), 401);
+    x[h2.count + 1] = NULL;
+    ck_assert_int_eq(send_raw("POST", "/echo/h", x, "{}"), 200);
+  }
+  /* the untouched request passes and the verified fields reach the handler */
+  {
+    lc_http_req rq;
+    char url[128], err[LC_ERR_LEN] = "";
+    snprintf(url, sizeof url, "%s/echo/h", g_base);
+    memset(&rq, 0, sizeof rq);
+    rq.method = "POST";
+    rq.url = url;
+    rq.headers = hdrs;
+    rq.body = "{}";
+    rq.body_len = 2;
+    ck_assert_int_eq(lc_http_do(&rq, &r, err), LC_OK);
+    ck_assert_int_eq(r.status, 200);
+    j = body_json(&r);
+    ck_assert_str_eq(json_string_value(json_object_get(j, "jti")),
+                     "0f8e2a52-3d55-4b0e-9d7b-1c2f3a4b5c6d");
+    ck_assert_int_eq(json_integer_value(json_object_get(j, "exp")), 1900000000);
+    ck_assert_str_eq(json_string_value(json_object_get(j, "client_ip")), "203.0.113.7");
+    json_decref(j);
+    lc_http_resp_free(&r);
+  }
+  ck_assert_int_eq(send_raw("POST", "/echo/h", hdrs, "{}"), 401); /* replay */
+}
+END_TEST
+
+/* Value of header name among signed lines (after "Name: "). */
+static const char *hval(const lc_iauth_headers *h, const char *name) {
+  int i;
+  for (i = 0; i < h->count; i++)
+    if (strncmp(h->line[i], name, strlen(name)) == 0 && h->line[i][strlen(name)] == ':')
+      return h->line[i] + strlen(name) + 2;
+  return NULL;
+}
+
+START_TEST(replay_and_nonces) {
+  lc_identity id;
+  lc_iauth_headers a, b;
+  int64_t now = (int64_t)time(NULL);
+  ident(&id, UID, "user", "full");
+  ck_assert_int_eq(lc_iauth_sign(g_secret, sizeof g_secret, "GET", "/echo/r", &id, NULL, 0, NULL,
+                                 NULL, now, &a),
+                   LC_OK);
+  ck_assert_int_eq(lc_iauth_sign(g_secret, sizeof g_secret, "GET", "/echo/r", &id, NULL, 0, NULL,
+                                 NULL, now, &b),
+                   LC_OK);
+  ck_assert_ptr_nonnull(hval(&a, "X-Auth-Nonce"));
+  ck_assert_uint_eq(strlen(hval(&a, "X-Auth-Nonce")), 32);
+  ck_assert_str_ne(hval(&a, "X-Auth-Nonce"), hval(&b, "X-Auth-Nonce"));
+  ck_assert_str_ne(hval(&a, "X-Auth-Sig"), hval(&b, "X-Auth-Sig"));
+  ck_assert_ptr_null(hval(&a, "X-Auth-Jti"));
+  ck_assert_ptr_null(hval(&a, "X-Client-IP"));
+  ck_assert_int_eq(send_raw("GET", "/echo/r", a.ptr, NULL), 200);
+  ck_assert_int_eq(send_raw("GET", "/echo/r", a.ptr, NULL), 401);
+  ck_assert_int_eq(send_raw("GET", "/echo/r", b.ptr, NULL), 200);
+  ck_assert_int_eq(send_raw("GET", "/echo/r", b.ptr, NULL), 401);
+  ck_assert_int_eq(send_raw("GET", "/echo/r", a.ptr, NULL), 401);
+}
+END_TEST
+
+/* A ulfius request as the server would build it from signed lines. */
+static void fake_request(struct _u_request *rq, const char *method, const char *path,
+                         const lc_iauth_headers *h) {
+  int i;
+  ck_assert_int_eq(ulfius_init_request(rq), U_OK);
+  o_free(rq->http_verb);
+  rq->http_verb = o_strdup(method);
+  rq->http_url = o_strdup(path);
+  for (i = 0; i < h->count; i++) {
+    char name[64];
+    const char *c = strpbrk(h->line[i], ":;");
+    ck_assert_ptr_nonnull(c);
+    snprintf(name, sizeof name, "%.*s", (int)(c - h->line[i]), h->line[i]);
+    u_map_put(rq->map_header, name, *c == ';' ? "" : c + 2);
+  }
+}
+
+START_TEST(verify_replay_window_and_full_cache) {
+  lc_identity id, got;
+  lc_iauth_headers h1, h2, h3, h4;
+  struct _u_request q1, q2, q3, q4;
+  lc_iauth_ctx c;
+  char err[LC_ERR_LEN] = "";
+  const int64_t T = 1800000000;
+  memset(&c, 0, sizeof c);
+  c.secret = g_secret;
+  c.secret_len = sizeof g_secret;
+  c.max_skew_s = 30;
+  c.replay = lc_iauth_replay_new(2);
+  ck_assert_ptr_nonnull(c.replay);
+  ident(&id, UID, "user", "full");
+  ck_assert_int_eq(lc_iauth_sign(g_secret, 32, "GET", "/v", &id, NULL, 0, NULL, NULL, T, &h1),
+                   LC_OK);
+  ck_assert_int_eq(lc_iauth_sign(g_secret, 32, "GET", "/v", &id, NULL, 0, NULL, NULL, T, &h2),
+                   LC_OK);
+  ck_assert_int_eq(lc_iauth_sign(g_secret, 32, "GET", "/v", &id, NULL, 0, NULL, NULL, T, &h3),
+                   LC_OK);
+  ck_assert_int_eq(lc_iauth_sign(g_secret, 32, "GET", "/v", &id, NULL, 0, NULL, NULL, T + 31,
+                                 &h4),
+                   LC_OK);
+  fake_request(&q1, "GET", "/v", &h1);
+  fake_request(&q2, "GET", "/v", &h2);
+  fake_request(&q3, "GET", "/v", &h3);
+  fake_request(&q4, "GET", "/v", &h4);
+  ck_assert_int_eq(lc_iauth_verify(&q1, &c, T, &got, err), LC_OK);
+  ck_assert_str_eq(got.user_id, UID);
+  ck_assert_int_eq(lc_iauth_verify(&q1, &c, T + 1, &got, err), LC_ERR_UNAUTH);
+  ck_assert_ptr_nonnull(strstr(err, "replayed"));
+  ck_assert_str_eq(got.user_id, ""); /* nothing filled on failure */
+  ck_assert_int_eq(lc_iauth_verify(&q2, &c, T + 1, &got, err), LC_OK);
+  /* full of entries still inside the window: fail closed */
+  ck_assert_int_eq(lc_iauth_verify(&q3, &c, T + 2, &got, err), LC_ERR_UNAVAIL);
+  ck_assert_uint_eq(lc_iauth_replay_count(c.replay), 2);
+  /* q3 did not use up its nonce: accepted once room exists (here never: window) */
+  /* after the window (ts T + skew 30 < now) the old nonces are evicted */
+  ck_assert_int_eq(lc_iauth_verify(&q4, &c, T + 31, &got, err), LC_OK);
+  ck_assert_uint_eq(lc_iauth_replay_count(c.replay), 1);
+  /* and their requests are refused by the timestamp check, not accepted again */
+  ck_assert_int_eq(lc_iauth_verify(&q1, &c, T + 31, &got, err), LC_ERR_UNAUTH);
+  ck_assert_ptr_nonnull(strstr(err, "skew"));
+  ck_assert_int_eq(lc_iauth_verify(&q4, &c, T + 32, &got, err), LC_ERR_UNAUTH);
+  ck_assert_ptr_nonnull(strstr(err, "replayed"));
+  ulfius_clean_request(&q1);
+  ulfius_clean_request(&q2);
+  ulfius_clean_request(&q3);
+  ulfius_clean_request(&q4);
+  lc_iauth_replay_free(c.replay);
+}
+END_TEST
+
+START_TEST(replay_cache_unit) {
+  lc_iauth_replay *r;
+  uint8_t n[16];
+  uint32_t i;
+  ck_assert_ptr_null(lc_iauth_replay_new(0));
+  r = lc_iauth_replay_new(1000);
+  ck_assert_ptr_nonnull(r);
+  /* 1000 nonces, expiring 100..1099 in arrival order */
+  for (i = 0; i < 1000; i++) {
+    memset(n, 0, sizeof n);
+    memcpy(n, &i, sizeof i);
+    ck_assert_int_eq(lc_iauth_replay_check(r, n, 100 + i, 50), LC_OK);
+  }
+  ck_assert_uint_eq(lc_iauth_replay_count(r), 1000);
+  for (i = 0; i < 1000; i += 7) {
+    memset(n, 0, sizeof n);
+    memcpy(n, &i, sizeof i);
+    ck_assert_int_eq(lc_iauth_replay_check(r, n, 2000, 50), LC_ERR_CONFLICT);
+  }
+  memset(n, 0xee, sizeof n);
+  ck_assert_int_eq(lc_iauth_replay_check(r, n, 2000, 50), LC_ERR_UNAVAIL);
+  /* at 600 the 500 entries expiring before 600 are evicted, oldest first */
+  ck_assert_int_eq(lc_iauth_replay_check(r, n, 2000, 600), LC_OK);
+  ck_assert_uint_eq(lc_iauth_replay_count(r), 501);
+  for (i = 0; i < 1000; i++) {
+    int want = i >= 500 ? LC_ERR_CONFLICT : i < 499 ? LC_OK : LC_ERR_UNAVAIL;
+    memset(n, 0, sizeof n);
+    memcpy(n, &i, sizeof i);
+    ck_assert_int_eq(lc_iauth_replay_check(r, n, 2000, 600), want);
+  }
+  ck_assert_uint_eq(lc_iauth_replay_count(r), 1000);
+  /* everything expires: the ring wraps around cleanly */
+  for (i = 5000; i < 7000; i++) {
+    memset(n, 0, sizeof n);
+    memcpy(n, &i, sizeof i);
+    ck_assert_int_eq(lc_iauth_replay_check(r, n, i + 1, i), LC_OK);
+  }
+  ck_assert_uint_le(lc_iauth_replay_count(r), 2);
+  lc_iauth_replay_free(r);
+  /* the process-wide cache exists and is shared */
+  ck_assert_ptr_nonnull(lc_iauth_replay_default());
+  ck_assert_ptr_eq(lc_iauth_replay_default(), lc_iauth_replay_default());
+  ck_assert_int_eq(lc_iauth_replay_default_init(10), LC_ERR);
+}
+END_TEST
+
+START_TEST(full_cache_503) {
+  lc_identity id;
+  lc_iauth_headers a, b;
+  ident(&id, UID, "user", "full");
+  g_ctx.replay = lc_iauth_replay_new(1);
+  ck_assert_int_eq(lc_iauth_sign(g_secret, 32, "GET", "/echo/f", &id, NULL, 0, NULL, NULL,
+                                 (int64_t)time(NULL), &a),
+                   LC_OK);
+  ck_assert_int_eq(lc_iauth_sign(g_secret, 32, "GET", "/echo/f", &id, NULL, 0, NULL, NULL,
+                                 (int64_t)time(NULL), &b),
+                   LC_OK);
+  ck_assert_int_eq(send_raw("GET", "/echo/f", a.ptr, NULL), 200);
+  ck_assert_int_eq(send_raw("GET", "/echo/f", b.ptr, NULL), 503);
+  ck_assert_int_eq(send_raw("GET", "/echo/f", a.ptr, NULL), 401);
 }
 END_TEST
 
@@ -242,16 +523,21 @@ START_TEST(stale_timestamp) {
   lc_identity id;
   lc_iauth_headers h;
   ident(&id, UID, "user", "read");
-  ck_assert_int_eq(lc_iauth_sign(g_secret, sizeof g_secret, "GET", "/echo/a", &id, NULL, 0,
-                                 (int64_t)time(NULL) - 600, &h),
+  ck_assert_int_eq(lc_iauth_sign(g_secret, sizeof g_secret, "GET", "/echo/a", &id, NULL, 0, NULL,
+                                 NULL, (int64_t)time(NULL) - 600, &h),
                    LC_OK);
   ck_assert_int_eq(send_raw("GET", "/echo/a", h.ptr, NULL), 401);
-  ck_assert_int_eq(lc_iauth_sign(g_secret, sizeof g_secret, "GET", "/echo/a", &id, NULL, 0,
-                                 (int64_t)time(NULL) + 600, &h),
+  ck_assert_int_eq(lc_iauth_sign(g_secret, sizeof g_secret, "GET", "/echo/a", &id, NULL, 0, NULL,
+                                 NULL, (int64_t)time(NULL) + 600, &h),
                    LC_OK);
   ck_assert_int_eq(send_raw("GET", "/echo/a", h.ptr, NULL), 401);
-  ck_assert_int_eq(lc_iauth_sign(g_secret, sizeof g_secret, "GET", "/echo/a", &id, NULL, 0,
-                                 (int64_t)time(NULL) - 30, &h),
+  /* the default skew is 30 s: 45 s old is refused, 20 s old accepted */
+  ck_assert_int_eq(lc_iauth_sign(g_secret, sizeof g_secret, "GET", "/echo/a", &id, NULL, 0, NULL,
+                                 NULL, (int64_t)time(NULL) - 45, &h),
+                   LC_OK);
+  ck_assert_int_eq(send_raw("GET", "/echo/a", h.ptr, NULL), 401);
+  ck_assert_int_eq(lc_iauth_sign(g_secret, sizeof g_secret, "GET", "/echo/a", &id, NULL, 0, NULL,
+                                 NULL, (int64_t)time(NULL) - 20, &h),
                    LC_OK);
   ck_assert_int_eq(send_raw("GET", "/echo/a", h.ptr, NULL), 200);
 }
@@ -263,19 +549,24 @@ START_TEST(missing_or_repeated_header) {
   const char *hdrs[LC_IAUTH_NHDR + 2];
   int skip, i, n;
   ident(&id, UID, "user", "full");
-  ck_assert_int_eq(lc_iauth_sign(g_secret, sizeof g_secret, "GET", "/echo/a", &id, NULL, 0,
-                                 (int64_t)time(NULL), &h),
+  ck_assert_int_eq(lc_iauth_sign(g_secret, sizeof g_secret, "GET", "/echo/a", &id, NULL, 0, NULL,
+                                 NULL, (int64_t)time(NULL), &h),
                    LC_OK);
-  for (skip = 0; skip < LC_IAUTH_NHDR; skip++) {
-    for (i = 0, n = 0; i < LC_IAUTH_NHDR; i++)
+  ck_assert_int_eq(h.count, 7); /* no jti / exp / client ip set */
+  for (skip = 0; skip < h.count; skip++) {
+    for (i = 0, n = 0; i < h.count; i++)
       if (i != skip) hdrs[n++] = h.ptr[i];
     hdrs[n] = NULL;
     ck_assert_int_eq(send_raw("GET", "/echo/a", hdrs, NULL), 401);
   }
-  for (i = 0; i < LC_IAUTH_NHDR; i++) hdrs[i] = h.ptr[i];
-  hdrs[LC_IAUTH_NHDR] = "X-Auth-Role: admin";
-  hdrs[LC_IAUTH_NHDR + 1] = NULL;
+  for (i = 0; i < h.count; i++) hdrs[i] = h.ptr[i];
+  hdrs[h.count] = "X-Auth-Role: admin";
+  hdrs[h.count + 1] = NULL;
   ck_assert_int_eq(send_raw("GET", "/echo/a", hdrs, NULL), 401);
+  hdrs[h.count] = "X-Auth-Nonce: 0123456789abcdef0123456789abcdef";
+  ck_assert_int_eq(send_raw("GET", "/echo/a", hdrs, NULL), 401);
+  hdrs[h.count] = NULL;
+  ck_assert_int_eq(send_raw("GET", "/echo/a", hdrs, NULL), 200);
   ck_assert_int_eq(send_raw("GET", "/echo/a", NULL, NULL), 401);
 }
 END_TEST
@@ -284,15 +575,53 @@ START_TEST(sign_rejects_bad_identity) {
   lc_identity id;
   lc_iauth_headers h;
   ident(&id, "not-a-uuid", "user", "full");
-  ck_assert_int_eq(lc_iauth_sign(g_secret, 32, "GET", "/x", &id, NULL, 0, 1, &h), LC_ERR_PARAM);
+  ck_assert_int_eq(lc_iauth_sign(g_secret, 32, "GET", "/x", &id, NULL, 0, NULL, NULL, 1, &h), LC_ERR_PARAM);
   ident(&id, UID, "root", "full");
-  ck_assert_int_eq(lc_iauth_sign(g_secret, 32, "GET", "/x", &id, NULL, 0, 1, &h), LC_ERR_PARAM);
+  ck_assert_int_eq(lc_iauth_sign(g_secret, 32, "GET", "/x", &id, NULL, 0, NULL, NULL, 1, &h), LC_ERR_PARAM);
   ident(&id, UID, "user", "full");
-  ck_assert_int_eq(lc_iauth_sign(g_secret, 32, "GET", "x", &id, NULL, 0, 1, &h), LC_ERR_PARAM);
-  ck_assert_int_eq(lc_iauth_sign(g_secret, 32, "GET", "/x y", &id, NULL, 0, 1, &h),
+  ck_assert_int_eq(lc_iauth_sign(g_secret, 32, "GET", "x", &id, NULL, 0, NULL, NULL, 1, &h), LC_ERR_PARAM);
+  ck_assert_int_eq(lc_iauth_sign(g_secret, 32, "GET", "/x y", &id, NULL, 0, NULL, NULL, 1, &h),
                    LC_ERR_PARAM);
   snprintf(id.request_id, sizeof id.request_id, "bad\nrid");
-  ck_assert_int_eq(lc_iauth_sign(g_secret, 32, "GET", "/x", &id, NULL, 0, 1, &h), LC_ERR_PARAM);
+  ck_assert_int_eq(lc_iauth_sign(g_secret, 32, "GET", "/x", &id, NULL, 0, NULL, NULL, 1, &h), LC_ERR_PARAM);
+  ident(&id, UID, "user", "full");
+  {
+    static const char *const bad_vals[] = {"a\r\nX-Auth-Role: admin", "a\nb", "", " lead",
+                                           "trail ", "caf\xc3\xa9", "tab\there"};
+    char big[LC_IAUTH_HVAL_MAX + 2];
+    size_t k;
+    for (k = 0; k < sizeof bad_vals / sizeof bad_vals[0]; k++) {
+      ck_assert_int_eq(lc_iauth_sign(g_secret, 32, "POST", "/x", &id, NULL, 0, bad_vals[k], NULL,
+                                     1, &h),
+                       LC_ERR_PARAM);
+      ck_assert_int_eq(lc_iauth_sign(g_secret, 32, "POST", "/x", &id, NULL, 0, NULL, bad_vals[k],
+                                     1, &h),
+                       LC_ERR_PARAM);
+    }
+    memset(big, 'k', sizeof big - 1);
+    big[sizeof big - 1] = '\0';
+    ck_assert_int_eq(lc_iauth_sign(g_secret, 32, "POST", "/x", &id, NULL, 0, NULL, big, 1, &h),
+                     LC_ERR_PARAM);
+    big[LC_IAUTH_HVAL_MAX] = '\0';
+    ck_assert_int_eq(lc_iauth_sign(g_secret, 32, "POST", "/x", &id, NULL, 0, NULL, big, 1, &h),
+                     LC_OK);
+    ck_assert_int_eq(lc_iauth_sign(g_secret, 32, "POST", "/x", &id, NULL, 0,
+                                   "multipart/form-data; boundary=a,b", "k 1", 1, &h),
+                     LC_OK);
+  }
+  snprintf(id.jti, sizeof id.jti, "%s", "bad jti");
+  ck_assert_int_eq(lc_iauth_sign(g_secret, 32, "GET", "/x", &id, NULL, 0, NULL, NULL, 1, &h),
+                   LC_ERR_PARAM);
+  id.jti[0] = '\0';
+  snprintf(id.client_ip, sizeof id.client_ip, "%s", "1.2.3.4\r\nX: y");
+  ck_assert_int_eq(lc_iauth_sign(g_secret, 32, "GET", "/x", &id, NULL, 0, NULL, NULL, 1, &h),
+                   LC_ERR_PARAM);
+  snprintf(id.client_ip, sizeof id.client_ip, "%s", "2001:db8::1");
+  ck_assert_int_eq(lc_iauth_sign(g_secret, 32, "GET", "/x", &id, NULL, 0, NULL, NULL, 1, &h),
+                   LC_OK);
+  id.exp = -1;
+  ck_assert_int_eq(lc_iauth_sign(g_secret, 32, "GET", "/x", &id, NULL, 0, NULL, NULL, 1, &h),
+                   LC_ERR_PARAM);
 }
 END_TEST
 
@@ -511,6 +840,11 @@ Suite *iauth_suite(void) {
   tcase_add_test(tc, anonymous_ok);
   tcase_add_test(tc, wrong_secret);
   tcase_add_test(tc, tampered_body_path);
+  tcase_add_test(tc, tampered_covered_headers);
+  tcase_add_test(tc, replay_and_nonces);
+  tcase_add_test(tc, verify_replay_window_and_full_cache);
+  tcase_add_test(tc, replay_cache_unit);
+  tcase_add_test(tc, full_cache_503);
   tcase_add_test(tc, stale_timestamp);
   tcase_add_test(tc, missing_or_repeated_header);
   tcase_add_test(tc, sign_rejects_bad_identity);

@@ -174,7 +174,8 @@ int main(void)
   atomic_init(&app.inflight, 0);
   iauth.secret = (const uint8_t *)secret;
   iauth.secret_len = strlen(secret);
-  iauth.max_skew_s = 60;
+  iauth.max_skew_s = LC_IAUTH_SKEW_S;
+  iauth.replay = NULL; /* process-wide nonce cache */
   rctx.pool = pool;
   rctx.s3 = &s3;
 

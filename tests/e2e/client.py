@@ -182,21 +182,45 @@ def run(main):
 
 def signed_call(port_name, method, path, body=None, user="", role="anon", scope="", headers=None):
     """Calls a daemon directly (loopback) with identity headers signed like the
-    gateway does (lc/iauth.h, INTERNAL_SECRET from the stack's env). For
-    fixtures that must bypass the gateway's rate limits and for contract tests
-    of internal routes; user-visible behaviour is tested through the gateway."""
+    gateway does (lc/iauth.h v2, INTERNAL_SECRET from the stack's env; a
+    Content-Type / Idempotency-Key in headers is signed too). For fixtures
+    that must bypass the gateway's rate limits and for contract tests of
+    internal routes; user-visible behaviour is tested through the gateway."""
+    data = json.dumps(body).encode() if body is not None else b""
+    extra = dict(headers or {})
+    if body is not None:
+        extra.setdefault("Content-Type", "application/json")
+    hdrs = iauth_headers(method, path, data, user=user, role=role, scope=scope,
+                         content_type=extra.get("Content-Type"),
+                         idempotency_key=extra.get("Idempotency-Key"))
+    hdrs.update(extra)
+    return call(method, path, raw=data if body is not None else None, tls=False,
+                base="http://127.0.0.1:%d" % PORTS[port_name], headers=hdrs)
+
+
+def iauth_headers(method, path, body=b"", user="", role="anon", scope="", content_type=None,
+                  idempotency_key=None, client_ip="", jti="", exp=0, rid=None, ts=None):
+    """The signed identity headers of lc_iauth_sign (libcommon/include/lc/iauth.h,
+    canonical v2) for one request; the caller sends Content-Type /
+    Idempotency-Key itself with exactly the values given here (None = not
+    sent). A fresh random X-Auth-Nonce each call: a daemon accepts it once."""
     import hashlib
     import hmac
-    secret = os.environ["INTERNAL_SECRET"].encode()
-    data = json.dumps(body).encode() if body is not None else b""
-    ts = str(int(time.time()))
-    rid = str(uuid.uuid4())
-    canon = "\n".join(["v1", method, path, user, role, scope, rid, ts,
-                       hashlib.sha256(data).hexdigest()])
-    sig = hmac.new(secret, canon.encode(), hashlib.sha256).hexdigest()
+    secret = os.environ["INTERNAL_SECRET"].encode()  # the hex text itself, not decoded
+    rid = rid if rid is not None else str(uuid.uuid4())
+    ts = str(int(time.time()) if ts is None else ts)
+    nonce = os.urandom(16).hex()
+    exps = str(exp) if exp else ""
+    canon = "\n".join(["v2", method, path, user, role, scope, rid, ts, nonce,
+                       hashlib.sha256(body or b"").hexdigest(), content_type or "",
+                       idempotency_key or "", client_ip, jti, exps])
     hdrs = {"X-Request-Id": rid, "X-Auth-User": user, "X-Auth-Role": role,
-            "X-Auth-Scope": scope, "X-Auth-Ts": ts, "X-Auth-Sig": sig}
-    hdrs.update(headers or {})
-    return call(method, path, raw=data if body is not None else None, tls=False,
-                base="http://127.0.0.1:%d" % PORTS[port_name],
-                headers=dict(hdrs, **({"Content-Type": "application/json"} if body is not None else {})))
+            "X-Auth-Scope": scope, "X-Auth-Ts": ts, "X-Auth-Nonce": nonce,
+            "X-Auth-Sig": hmac.new(secret, canon.encode(), hashlib.sha256).hexdigest()}
+    if client_ip:
+        hdrs["X-Client-IP"] = client_ip
+    if jti:
+        hdrs["X-Auth-Jti"] = jti
+    if exps:
+        hdrs["X-Auth-Exp"] = exps
+    return hdrs

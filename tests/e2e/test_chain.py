@@ -69,13 +69,16 @@ def internal(port, method, path, body=None, user="", role="system", scope=""):
     data = json.dumps(body).encode() if body is not None else b""
     rid = "e2e-chain-" + uuid.uuid4().hex[:12]
     ts = str(int(time.time()))
-    canon = "\n".join(["v1", method, path, user, role, scope, rid, ts,
-                       hashlib.sha256(data).hexdigest()]).encode()
+    nonce = os.urandom(16).hex()
+    ctype = "application/json" if body is not None else ""
+    canon = "\n".join(["v2", method, path, user, role, scope, rid, ts, nonce,
+                       hashlib.sha256(data).hexdigest(), ctype, "", "", "", ""]).encode()
     sig = hmac.new(SECRET, canon, hashlib.sha256).hexdigest()
     req = urllib.request.Request("http://127.0.0.1:%d%s" % (port, path),
                                  data=data if body is not None else None, method=method)
     for k, v in (("X-Request-Id", rid), ("X-Auth-User", user), ("X-Auth-Role", role),
-                 ("X-Auth-Scope", scope), ("X-Auth-Ts", ts), ("X-Auth-Sig", sig)):
+                 ("X-Auth-Scope", scope), ("X-Auth-Ts", ts), ("X-Auth-Nonce", nonce),
+                 ("X-Auth-Sig", sig)):
         req.add_header(k, v)
     if body is not None:
         req.add_header("Content-Type", "application/json")

@@ -12,7 +12,6 @@ never skipped.
 """
 import csv
 import hashlib
-import hmac
 import io
 import json
 import os
@@ -86,14 +85,8 @@ def s3_keys(prefix):
 
 def sign_direct(method, path, user_id, role, scope, body=b""):
     """Signed identity headers of lc_iauth (libcommon/include/lc/iauth.h)."""
-    secret = os.environ["INTERNAL_SECRET"].encode()
-    rid = "e2e-files-" + uuid.uuid4().hex[:12]
-    ts = str(int(time.time()))
-    canon = "\n".join(["v1", method, path, user_id, role, scope, rid, ts,
-                       hashlib.sha256(body).hexdigest()])
-    return {"X-Request-Id": rid, "X-Auth-User": user_id, "X-Auth-Role": role,
-            "X-Auth-Scope": scope, "X-Auth-Ts": ts,
-            "X-Auth-Sig": hmac.new(secret, canon.encode(), hashlib.sha256).hexdigest()}
+    return client.iauth_headers(method, path, body, user=user_id, role=role, scope=scope,
+                                rid="e2e-files-" + uuid.uuid4().hex[:12])
 
 
 def direct(method, path, user_id, role, scope):
