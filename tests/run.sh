@@ -4,6 +4,8 @@
 #   2. unit + integration tests (Check, through meson) against the running stack
 #   3. unit tests again under ASan+UBSan
 #   4. black-box end-to-end suites (tests/e2e/test_*.py) against the gateway and the chain
+#   5. further checks (tests/checks/*.sh: contract lint, collections, browser, compose), each
+#      run with the stack's environment and ending in "N passed, N failed"
 # Ends with one line "N passed, N failed" (each Check test and each e2e check counts one).
 set -uo pipefail
 REPO=$(cd "$(dirname "$0")/.." && pwd)
@@ -89,6 +91,21 @@ for suite in tests/e2e/test_*.py; do
   echo "-- $name"
   python3 "$suite" | tee "$STATE_DIR/logs/e2e-$name.log"
   line=$(tail -n 1 "$STATE_DIR/logs/e2e-$name.log")
+  if [[ $line =~ ^([0-9]+)\ passed,\ ([0-9]+)\ failed$ ]]; then
+    total_pass=$((total_pass + BASH_REMATCH[1]))
+    total_fail=$((total_fail + BASH_REMATCH[2]))
+  else
+    echo "$name ended without a result line"
+    total_fail=$((total_fail + 1))
+  fi
+done
+echo "== further checks: tests/checks/*.sh"
+for chk in tests/checks/*.sh; do
+  [ -e "$chk" ] || continue
+  name=$(basename "$chk" .sh)
+  echo "-- $name"
+  bash "$chk" 2>&1 | tee "$STATE_DIR/logs/check-$name.log"
+  line=$(tail -n 1 "$STATE_DIR/logs/check-$name.log")
   if [[ $line =~ ^([0-9]+)\ passed,\ ([0-9]+)\ failed$ ]]; then
     total_pass=$((total_pass + BASH_REMATCH[1]))
     total_fail=$((total_fail + BASH_REMATCH[2]))
