@@ -2,7 +2,7 @@
 # The whole test suite, as CI runs it (README: `make test`):
 #   1. services/up  - installs what is missing, builds, starts the whole local stack
 #   2. unit + integration tests (Check, through meson) against the running stack
-#   3. unit tests again under ASan+UBSan
+#   3. unit tests again under valgrind and under ASan+UBSan
 #   4. black-box end-to-end suites (tests/e2e/test_*.py) against the gateway and the chain
 #   5. further checks (tests/checks/*.sh: contract lint, collections, browser, compose), each
 #      run with the stack's environment and ending in "N passed, N failed"
@@ -71,6 +71,10 @@ fi
 
 echo "== unit + integration tests"
 run_meson "$BUILD_DIR" "$STATE_DIR/logs/test-unit.log" --suite unit --suite integration --num-processes 1
+
+echo "== unit tests under valgrind (memcheck: no errors, no definite or indirect leaks)"
+CK_FORK=no run_meson "$BUILD_DIR" "$STATE_DIR/logs/test-valgrind.log" --suite unit --num-processes 2 \
+  --wrap='valgrind --error-exitcode=1 --leak-check=full --errors-for-leak-kinds=definite,indirect -q'
 
 echo "== unit tests under ASan+UBSan"
 ASAN_DIR="${ASAN_DIR:-$REPO/build-asan}"

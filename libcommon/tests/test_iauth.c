@@ -516,6 +516,9 @@ START_TEST(full_cache_503) {
   ck_assert_int_eq(send_raw("GET", "/echo/f", a.ptr, NULL), 200);
   ck_assert_int_eq(send_raw("GET", "/echo/f", b.ptr, NULL), 503);
   ck_assert_int_eq(send_raw("GET", "/echo/f", a.ptr, NULL), 401);
+  lc_iauth_replay *r = g_ctx.replay; /* every request above has completed */
+  g_ctx.replay = NULL;
+  lc_iauth_replay_free(r);
 }
 END_TEST
 
