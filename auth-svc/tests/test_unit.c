@@ -4,6 +4,7 @@
  * reject), the CSRF decision, sealed grace successors and the API key
  * format. No database or network. */
 #include <check.h>
+#include <valgrind/valgrind.h>
 #include <pthread.h>
 #include <stdatomic.h>
 #include <stdbool.h>
@@ -196,7 +197,11 @@ START_TEST(test_concurrency_never_exceeded) {
   }
   atomic_store(&s.stop, true);
   pthread_join(st, NULL);
-  ck_assert_int_eq(s.max_seen, 2);
+  /* never more than the bound; and the bound is reached when threads really
+   * run in parallel (valgrind runs one thread at a time) */
+  ck_assert_int_le(s.max_seen, 2);
+  if (!RUNNING_ON_VALGRIND)
+    ck_assert_int_eq(s.max_seen, 2);
   auth_pw_free(pw);
 }
 END_TEST
