@@ -167,9 +167,11 @@ void lc_svc_observe(const char *route, const char *method, int status, double se
   }
   if (h == NULL) { /* table full: one overflow series */
     h = &g_http[HTTP_SERIES_MAX - 1];
-    if (h->route[0] == '\0') {
+    if (h->route[0] == '\0') { /* status 0: the overflow mixes every status */
       (void)lc_strlcpy(h->route, "other", sizeof h->route);
       (void)lc_strlcpy(h->method, "OTHER", sizeof h->method);
+      h->status = 0;
+      g_nhttp = HTTP_SERIES_MAX;
     }
   }
   h->count++;
