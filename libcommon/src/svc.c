@@ -203,6 +203,7 @@ static void req_end(const struct _u_request *req, const struct _u_response *resp
                 status, secs * 1e3);
   t_req.start_ns = 0;
   t_req.route = NULL;
+  lc_log_set_rid(NULL); /* the connection thread's next request starts without an id */
 }
 
 typedef int (*route_cb)(const struct _u_request *, struct _u_response *, void *);
@@ -232,9 +233,8 @@ static int cb_limits(const struct _u_request *req, struct _u_response *resp, voi
   const char *cl = u_map_get_case(req->map_header, "Content-Length");
   int64_t n;
   int ret = U_CALLBACK_CONTINUE;
-  /* First callback of every request: a new request record, no stale id. */
+  /* First callback of every request (priority 0): a new request record. */
   req_begin();
-  lc_log_set_rid(NULL);
   if (cl != NULL) {
     if (lc_parse_i64(cl, 0, INT64_MAX, &n) != LC_OK)
       ret = lc_problem(resp, 400, NULL, "invalid Content-Length");
