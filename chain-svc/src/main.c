@@ -405,6 +405,12 @@ int main(int argc, char **argv)
     goto out;
   }
   inst_ok = 1;
+  /* Domain series of /metrics (SQL gauges refreshed on scrape; see docs/operations.md). */
+  lc_metric_help("chain_master_balance", "gauge", "Master wallet balance in base units (wei, token units).");
+  lc_metric_sql(pool, "chain_transfers", "status", "Transfers by state (pending = signed or submitted).",
+                "SELECT v.s, count(t.debit_id) FROM (VALUES ('pending'), ('confirmed'), ('failed')) v(s) LEFT JOIN transfers t ON CASE WHEN t.status IN ('signed', 'submitted') THEN 'pending' ELSE t.status END = v.s GROUP BY v.s");
+  lc_metric_sql(pool, "chain_nonce_lag", NULL, "Nonces allocated but not yet final (allocator next nonce - last final nonce - 1).",
+                "SELECT greatest(0, coalesce((SELECT max(next_nonce) FROM nonces), 0) - coalesce((SELECT max(nonce) + 1 FROM transfers WHERE status IN ('confirmed', 'failed')), 0))");
   if (lc_svc_add_ops(&inst, "chain-svc", chain_ready, &ctx) != LC_OK ||
       chain_routes_register(&inst, &ctx, &iauth) != LC_OK ||
       lc_svc_start(&inst, NULL, NULL, 64, 30, err) != LC_OK) {

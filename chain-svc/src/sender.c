@@ -152,6 +152,11 @@ static int funds_refresh(chain_ctx *ctx, char err[LC_ERR_LEN])
     return LC_OK;
   int rc = chain_master_balances(ctx, ctx->funds_eth, ctx->funds_tok, err);
   ctx->funds_at_ms = rc == LC_OK ? now : 0;
+  if (rc == LC_OK) { /* /metrics: base units (wei, token units) as float gauges */
+    char d[80];
+    u256_to_dec(ctx->funds_eth, d), lc_metric_setf("chain_master_balance{asset=\"eth\"}", strtod(d, NULL));
+    u256_to_dec(ctx->funds_tok, d), lc_metric_setf("chain_master_balance{asset=\"token\"}", strtod(d, NULL));
+  }
   return rc;
 }
 

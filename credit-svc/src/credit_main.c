@@ -229,6 +229,11 @@ int main(void) {
     lc_log_error("credit-svc - configuration error: %s", err);
     goto out;
   }
+  /* Domain series of /metrics (see docs/operations.md). */
+  lc_metric_add("credit_debits_committed_total", 0);
+  lc_metric_help("credit_debits_committed_total", "counter", "Debits committed (idempotent replays excluded).");
+  lc_metric_sql(pool, "credit_outbox_backlog", NULL, "Outbox rows not yet confirmed by the broker.",
+                "SELECT count(*) FROM outbox WHERE sent_at IS NULL");
   if (lc_svc_add_ops(&inst, "credit-svc", ready, &rctx) != LC_OK ||
       credit_handlers_register(&inst, &ctx, err) != LC_OK ||
       payments_handlers_register(&inst, &pay, err) != LC_OK) {

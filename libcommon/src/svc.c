@@ -8,8 +8,19 @@
  * limits callback matches every route, lc_svc_instance_init also adds a
  * last-priority catch-all that turns an untouched response into a 404
  * problem. The instance keeps a borrowed pointer to its bind address, so
- * addresses live in a static slot table (LC_SVC_MAX_INSTANCES). */
+ * addresses live in a static slot table (LC_SVC_MAX_INSTANCES).
+ *
+ * Request metrics: lc_svc_route registers a wrapper (static table, no
+ * allocation) around each callback. ulfius runs the matching callbacks of a
+ * request one after the other in the connection's thread, so a thread-local
+ * request record (start time, last route template) spans them: the
+ * limits callback (priority 0, matches everything) starts it, every wrapped
+ * callback notes its route, and the callback that ends the request (returns
+ * anything but U_CALLBACK_CONTINUE/IGNORE; the catch-all always does) records
+ * route template, method, final status and duration into a bounded table
+ * (HTTP_SERIES_MAX; beyond it, route="other"). */
 #include "lc/svc.h"
+#include "lc/db.h"
 #include "lc/log.h"
 #include "lc/problem.h"
 #include "lc/util.h"
@@ -20,11 +31,13 @@
 #include <netinet/in.h>
 #include <pthread.h>
 #include <signal.h>
+#include <stdarg.h>
 #include <stdbool.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/stat.h>
+#include <time.h>
 
 #include <microhttpd.h>
 
@@ -33,6 +46,15 @@
 #define METRIC_MAX 128
 #define METRIC_NAME_MAX 160
 #define DEF_MAX_BODY ((size_t)1024 * 1024)
+#define HTTP_SERIES_MAX 192
+#define HTTP_ROUTE_MAX 96
+#define ROUTE_WRAP_MAX 512
+#define HELP_MAX 64
+#define SQL_GAUGE_MAX 16
+#define SQL_GAUGE_ROWS 16
+
+static const double k_buckets[] = {0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10};
+#define NBUCKETS (sizeof k_buckets / sizeof k_buckets[0])
 
 atomic_bool lc_svc_stopping = false;
 
@@ -81,30 +103,162 @@ int lc_svc_wait(void) {
   return sig;
 }
 
+/* ---- request metrics ---- */
+
+typedef struct {
+  char route[HTTP_ROUTE_MAX];
+  char method[8];
+  int status;
+  uint64_t count;
+  uint64_t buckets[NBUCKETS]; /* cumulative at render time; per-bucket here */
+  double sum;
+} http_series;
+
+static http_series g_http[HTTP_SERIES_MAX];
+static size_t g_nhttp;
+static pthread_mutex_t g_hlock = PTHREAD_MUTEX_INITIALIZER;
+
+/* The request the connection thread is processing. */
+static _Thread_local struct {
+  int64_t start_ns;
+  const char *route; /* template of the last wrapped callback that ran */
+} t_req;
+
+static int64_t mono_ns(void) {
+  struct timespec ts;
+  clock_gettime(CLOCK_MONOTONIC, &ts);
+  return (int64_t)ts.tv_sec * 1000000000LL + ts.tv_nsec;
+}
+
+static void req_begin(void) {
+  t_req.start_ns = mono_ns();
+  t_req.route = NULL;
+}
+
+static int ops_route(const char *route) {
+  return strcmp(route, "/healthz") == 0 || strcmp(route, "/readyz") == 0 ||
+         strcmp(route, "/metrics") == 0;
+}
+
+void lc_svc_observe(const char *route, const char *method, int status, double seconds) {
+  http_series *h = NULL;
+  size_t i, b;
+  char m[8];
+  if (route == NULL || method == NULL) return;
+  /* Unknown verbs collapse into one label value (bounded series). */
+  if (strlen(method) >= sizeof m || strspn(method, "ABCDEFGHIJKLMNOPQRSTUVWXYZ") != strlen(method))
+    method = "OTHER";
+  (void)lc_strlcpy(m, method, sizeof m);
+  if (status < 100 || status > 599) status = 0;
+  if (seconds < 0) seconds = 0;
+  pthread_mutex_lock(&g_hlock);
+  for (i = 0; i < g_nhttp; i++) {
+    if (g_http[i].status == status && strcmp(g_http[i].method, m) == 0 &&
+        strcmp(g_http[i].route, route) == 0) {
+      h = &g_http[i];
+      break;
+    }
+  }
+  if (h == NULL && g_nhttp < HTTP_SERIES_MAX - 1) {
+    h = &g_http[g_nhttp++];
+    (void)lc_strlcpy(h->route, route, sizeof h->route);
+    (void)lc_strlcpy(h->method, m, sizeof h->method);
+    h->status = status;
+  }
+  if (h == NULL) { /* table full: one overflow series */
+    h = &g_http[HTTP_SERIES_MAX - 1];
+    if (h->route[0] == '\0') { /* status 0: the overflow mixes every status */
+      (void)lc_strlcpy(h->route, "other", sizeof h->route);
+      (void)lc_strlcpy(h->method, "OTHER", sizeof h->method);
+      h->status = 0;
+      g_nhttp = HTTP_SERIES_MAX;
+    }
+  }
+  h->count++;
+  h->sum += seconds;
+  for (b = 0; b < NBUCKETS; b++) {
+    if (seconds <= k_buckets[b]) {
+      h->buckets[b]++;
+      break;
+    }
+  }
+  pthread_mutex_unlock(&g_hlock);
+}
+
+/* Records the request this thread is processing (once) and logs it. */
+static void req_end(const struct _u_request *req, const struct _u_response *resp,
+                    const char *route, int cb_ret) {
+  int status = resp->status;
+  double secs;
+  if (t_req.start_ns == 0) t_req.start_ns = mono_ns();
+  secs = (double)(mono_ns() - t_req.start_ns) / 1e9;
+  if (cb_ret == U_CALLBACK_ERROR) status = 500;
+  else if (cb_ret == U_CALLBACK_UNAUTHORIZED) status = 401;
+  lc_svc_observe(route, req->http_verb ? req->http_verb : "OTHER", status, secs);
+  if (ops_route(route))
+    lc_log_debug("http %s %s -> %d (%.1f ms)", req->http_verb ? req->http_verb : "-", route,
+                 status, secs * 1e3);
+  else
+    lc_log_info("http %s %s -> %d (%.1f ms)", req->http_verb ? req->http_verb : "-", route,
+                status, secs * 1e3);
+  t_req.start_ns = 0;
+  t_req.route = NULL;
+  lc_log_set_rid(NULL); /* the connection thread's next request starts without an id */
+}
+
+typedef int (*route_cb)(const struct _u_request *, struct _u_response *, void *);
+typedef struct {
+  route_cb cb;
+  void *ud;
+  char route[HTTP_ROUTE_MAX];
+} route_wrap;
+
+static route_wrap g_wraps[ROUTE_WRAP_MAX];
+static atomic_int g_nwraps = 0;
+
+static int cb_wrapped(const struct _u_request *req, struct _u_response *resp, void *ud) {
+  const route_wrap *w = ud;
+  int ret;
+  if (t_req.start_ns == 0) req_begin();
+  t_req.route = w->route;
+  ret = w->cb(req, resp, w->ud);
+  if (ret != U_CALLBACK_CONTINUE && ret != U_CALLBACK_IGNORE) req_end(req, resp, w->route, ret);
+  return ret;
+}
+
 /* ---- limits and catch-all ---- */
 
 static int cb_limits(const struct _u_request *req, struct _u_response *resp, void *ud) {
   const svc_slot *s = ud;
   const char *cl = u_map_get_case(req->map_header, "Content-Length");
   int64_t n;
+  int ret = U_CALLBACK_CONTINUE;
+  /* First callback of every request (priority 0): a new request record. */
+  req_begin();
   if (cl != NULL) {
     if (lc_parse_i64(cl, 0, INT64_MAX, &n) != LC_OK)
-      return lc_problem(resp, 400, NULL, "invalid Content-Length");
-    if ((uint64_t)n > (uint64_t)s->max_body)
-      return lc_problem(resp, 413, NULL, "request body too large");
+      ret = lc_problem(resp, 400, NULL, "invalid Content-Length");
+    else if ((uint64_t)n > (uint64_t)s->max_body)
+      ret = lc_problem(resp, 413, NULL, "request body too large");
   } else if (req->binary_body_length >= s->max_body && req->binary_body_length > 0) {
     /* Chunked body that ulfius truncated at max_post_body_size. */
-    return lc_problem(resp, 413, NULL, "request body too large");
+    ret = lc_problem(resp, 413, NULL, "request body too large");
   }
-  return U_CALLBACK_CONTINUE;
+  if (ret != U_CALLBACK_CONTINUE) req_end(req, resp, "limits", ret);
+  return ret;
 }
 
 static int cb_catchall(const struct _u_request *req, struct _u_response *resp, void *ud) {
-  (void)req;
+  int ret = U_CALLBACK_COMPLETE;
+  const char *route = t_req.route;
   (void)ud;
-  if (resp->binary_body == NULL && resp->stream_callback == NULL && resp->status == 200)
-    return lc_problem(resp, 404, NULL, NULL);
-  return U_CALLBACK_COMPLETE;
+  if (resp->binary_body == NULL && resp->stream_callback == NULL && resp->status == 200) {
+    ret = lc_problem(resp, 404, NULL, NULL);
+    route = NULL;
+  }
+  /* A 404 no route answered is "unmatched" (the raw path would be unbounded). */
+  req_end(req, resp, route ? route : "unmatched", ret);
+  return ret;
 }
 
 int lc_svc_instance_init(struct _u_instance *inst, const char *bind_ip, int port,
@@ -143,21 +297,42 @@ int lc_svc_instance_init(struct _u_instance *inst, const char *bind_ip, int port
 typedef struct {
   char name[METRIC_NAME_MAX];
   uint64_t v;
+  double fv;
+  int is_float;
 } metric;
+
+typedef struct {
+  char family[METRIC_NAME_MAX];
+  char type[12];
+  char help[160];
+} metric_help;
+
+typedef struct {
+  lc_db_pool *pool;
+  char family[METRIC_NAME_MAX];
+  char label[32];
+  char sql[512];
+} sql_gauge;
 
 static metric g_metrics[METRIC_MAX];
 static size_t g_nmetrics;
+static metric_help g_help[HELP_MAX];
+static size_t g_nhelp;
+static sql_gauge g_sqlg[SQL_GAUGE_MAX];
+static size_t g_nsqlg;
 static pthread_mutex_t g_mlock = PTHREAD_MUTEX_INITIALIZER;
+static pthread_mutex_t g_scrape_lock = PTHREAD_MUTEX_INITIALIZER;
+
+static int name_char_ok(char c, size_t i) {
+  return (c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z') || c == '_' || c == ':' ||
+         (i > 0 && c >= '0' && c <= '9');
+}
 
 static int metric_name_ok(const char *s) {
   size_t i = 0, n = strlen(s);
   if (n == 0 || n >= METRIC_NAME_MAX) return 0;
-  for (i = 0; i < n && s[i] != '{'; i++) {
-    char c = s[i];
-    int ok = (c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z') || c == '_' || c == ':' ||
-             (i > 0 && c >= '0' && c <= '9');
-    if (!ok) return 0;
-  }
+  for (i = 0; i < n && s[i] != '{'; i++)
+    if (!name_char_ok(s[i], i)) return 0;
   if (i == 0) return 0;
   if (i == n) return 1;
   if (s[n - 1] != '}') return 0;
@@ -166,29 +341,117 @@ static int metric_name_ok(const char *s) {
   return 1;
 }
 
-/* Adds v to a series (set = 0) or replaces its value (set = 1, a gauge). */
-static void metric_update(const char *series, uint64_t v, int set) {
+/* Adds v to a series (set = 0) or replaces its value (set = 1, a gauge);
+ * isf: the value is fv (a float gauge). */
+static void metric_update(const char *series, uint64_t v, double fv, int set, int isf) {
   size_t i;
+  metric *m = NULL;
   if (series == NULL || !metric_name_ok(series)) return;
   pthread_mutex_lock(&g_mlock);
   for (i = 0; i < g_nmetrics; i++) {
     if (strcmp(g_metrics[i].name, series) == 0) {
-      g_metrics[i].v = set ? v : g_metrics[i].v + v;
-      goto out;
+      m = &g_metrics[i];
+      break;
     }
   }
-  if (g_nmetrics < METRIC_MAX) {
-    (void)lc_strlcpy(g_metrics[g_nmetrics].name, series, METRIC_NAME_MAX);
-    g_metrics[g_nmetrics].v = v;
-    g_nmetrics++;
+  if (m == NULL && g_nmetrics < METRIC_MAX) {
+    m = &g_metrics[g_nmetrics++];
+    (void)lc_strlcpy(m->name, series, METRIC_NAME_MAX);
+    m->v = 0;
+    m->fv = 0;
   }
-out:
+  if (m != NULL) {
+    m->is_float = isf;
+    if (isf)
+      m->fv = fv;
+    else
+      m->v = set ? v : m->v + v;
+  }
   pthread_mutex_unlock(&g_mlock);
 }
 
-void lc_metric_add(const char *series, uint64_t v) { metric_update(series, v, 0); }
+void lc_metric_add(const char *series, uint64_t v) { metric_update(series, v, 0, 0, 0); }
 
-void lc_metric_set(const char *series, uint64_t v) { metric_update(series, v, 1); }
+void lc_metric_set(const char *series, uint64_t v) { metric_update(series, v, 0, 1, 0); }
+
+void lc_metric_setf(const char *series, double v) { metric_update(series, 0, v, 1, 1); }
+
+void lc_metric_help(const char *family, const char *type, const char *help) {
+  size_t i;
+  if (family == NULL || type == NULL || !metric_name_ok(family) || strchr(family, '{')) return;
+  if (strcmp(type, "counter") != 0 && strcmp(type, "gauge") != 0 &&
+      strcmp(type, "histogram") != 0)
+    return;
+  pthread_mutex_lock(&g_mlock);
+  for (i = 0; i < g_nhelp; i++)
+    if (strcmp(g_help[i].family, family) == 0) break;
+  if (i < HELP_MAX) {
+    metric_help *h = &g_help[i];
+    (void)lc_strlcpy(h->family, family, sizeof h->family);
+    (void)lc_strlcpy(h->type, type, sizeof h->type);
+    (void)lc_strlcpy(h->help, help ? help : family, sizeof h->help);
+    for (char *p = h->help; *p; p++)
+      if (*p == '\n' || *p == '\\') *p = ' ';
+    if (i == g_nhelp) g_nhelp++;
+  }
+  pthread_mutex_unlock(&g_mlock);
+}
+
+int lc_metric_sql(lc_db_pool *pool, const char *family, const char *label, const char *help,
+                  const char *sql) {
+  sql_gauge *g;
+  if (pool == NULL || family == NULL || sql == NULL || !metric_name_ok(family) ||
+      strchr(family, '{') || strlen(sql) >= sizeof g->sql)
+    return LC_ERR_PARAM;
+  if (label != NULL && (strlen(label) >= sizeof g->label || !metric_name_ok(label)))
+    return LC_ERR_PARAM;
+  pthread_mutex_lock(&g_scrape_lock);
+  if (g_nsqlg >= SQL_GAUGE_MAX) {
+    pthread_mutex_unlock(&g_scrape_lock);
+    return LC_ERR;
+  }
+  g = &g_sqlg[g_nsqlg++];
+  g->pool = pool;
+  (void)lc_strlcpy(g->family, family, sizeof g->family);
+  (void)lc_strlcpy(g->label, label ? label : "", sizeof g->label);
+  (void)lc_strlcpy(g->sql, sql, sizeof g->sql);
+  pthread_mutex_unlock(&g_scrape_lock);
+  lc_metric_help(family, "gauge", help);
+  return LC_OK;
+}
+
+/* Runs the SQL gauges (on scrape). A failing query keeps the last values. */
+static void refresh_sql_gauges(void) {
+  size_t i;
+  int r;
+  pthread_mutex_lock(&g_scrape_lock);
+  for (i = 0; i < g_nsqlg; i++) {
+    sql_gauge *g = &g_sqlg[i];
+    PGconn *c = NULL;
+    PGresult *res = NULL;
+    char err[LC_ERR_LEN];
+    if (lc_db_acquire(g->pool, &c, err) != LC_OK) continue;
+    if (lc_db_exec(c, g->sql, 0, NULL, &res, err) == LC_OK) {
+      int cols = PQnfields(res);
+      for (r = 0; r < PQntuples(res) && r < SQL_GAUGE_ROWS && cols >= 1; r++) {
+        char series[METRIC_NAME_MAX], lv[48];
+        const char *val = PQgetvalue(res, r, cols - 1);
+        if (g->label[0] != '\0' && cols >= 2) {
+          (void)lc_strlcpy(lv, PQgetvalue(res, r, 0), sizeof lv);
+          for (char *p = lv; *p; p++)
+            if (!name_char_ok(*p, 1) && *p != '-' && *p != '.') *p = '_';
+          snprintf(series, sizeof series, "%s{%s=\"%s\"}", g->family, g->label, lv);
+        } else {
+          (void)lc_strlcpy(series, g->family, sizeof series);
+        }
+        lc_metric_setf(series, PQgetisnull(res, r, cols - 1) ? 0 : strtod(val, NULL));
+      }
+      PQclear(res);
+    }
+    lc_db_release(g->pool, c);
+  }
+  pthread_mutex_unlock(&g_scrape_lock);
+}
 
 /* ---- ops endpoints ---- */
 
@@ -214,23 +477,121 @@ static int cb_readyz(const struct _u_request *req, struct _u_response *resp, voi
   return U_CALLBACK_COMPLETE;
 }
 
+/* Growable text buffer for the exposition. */
+typedef struct {
+  char *p;
+  size_t len, cap;
+} tbuf;
+
+static void tb_printf(tbuf *b, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
+static void tb_printf(tbuf *b, const char *fmt, ...) {
+  va_list ap;
+  int n;
+  for (;;) {
+    va_start(ap, fmt);
+    n = vsnprintf(b->p + b->len, b->cap - b->len, fmt, ap);
+    va_end(ap);
+    if (n < 0) return;
+    if ((size_t)n < b->cap - b->len) {
+      b->len += (size_t)n;
+      return;
+    }
+    b->cap = b->cap * 2 + (size_t)n;
+    b->p = lc_xrealloc(b->p, b->cap);
+  }
+}
+
+static size_t family_len(const char *name) {
+  const char *b = strchr(name, '{');
+  return b ? (size_t)(b - name) : strlen(name);
+}
+
+static int cmp_metric(const void *a, const void *b) {
+  const metric *x = *(const metric *const *)a, *y = *(const metric *const *)b;
+  size_t lx = family_len(x->name), ly = family_len(y->name);
+  int c = strncmp(x->name, y->name, lx < ly ? lx : ly);
+  if (c != 0) return c;
+  if (lx != ly) return lx < ly ? -1 : 1;
+  return strcmp(x->name, y->name);
+}
+
+/* # HELP / # TYPE of a family (registered, else derived from the name). */
+static void family_header(tbuf *b, const char *fam, size_t flen, const char *deftype) {
+  size_t i;
+  for (i = 0; i < g_nhelp; i++) {
+    if (strlen(g_help[i].family) == flen && strncmp(g_help[i].family, fam, flen) == 0) {
+      tb_printf(b, "# HELP %.*s %s\n# TYPE %.*s %s\n", (int)flen, fam, g_help[i].help,
+                (int)flen, fam, g_help[i].type);
+      return;
+    }
+  }
+  tb_printf(b, "# HELP %.*s %.*s\n# TYPE %.*s %s\n", (int)flen, fam, (int)flen, fam, (int)flen,
+            fam, deftype);
+}
+
+static void render_http(tbuf *b, const char *app) {
+  size_t i, k;
+  tb_printf(b, "# HELP http_requests_total Requests answered by %s, by route template, method "
+               "and status.\n# TYPE http_requests_total counter\n", app);
+  for (i = 0; i < g_nhttp; i++)
+    tb_printf(b, "http_requests_total{route=\"%s\",method=\"%s\",status=\"%d\"} %" PRIu64 "\n",
+              g_http[i].route, g_http[i].method, g_http[i].status, g_http[i].count);
+  tb_printf(b, "# HELP http_request_duration_seconds Request latency (first to last callback), "
+               "by route template, method and status.\n"
+               "# TYPE http_request_duration_seconds histogram\n");
+  for (i = 0; i < g_nhttp; i++) {
+    const http_series *h = &g_http[i];
+    uint64_t cum = 0;
+    for (k = 0; k < NBUCKETS; k++) {
+      cum += h->buckets[k];
+      tb_printf(b,
+                "http_request_duration_seconds_bucket{route=\"%s\",method=\"%s\",status=\"%d\","
+                "le=\"%g\"} %" PRIu64 "\n",
+                h->route, h->method, h->status, k_buckets[k], cum);
+    }
+    tb_printf(b,
+              "http_request_duration_seconds_bucket{route=\"%s\",method=\"%s\",status=\"%d\","
+              "le=\"+Inf\"} %" PRIu64 "\n"
+              "http_request_duration_seconds_sum{route=\"%s\",method=\"%s\",status=\"%d\"} %.6f\n"
+              "http_request_duration_seconds_count{route=\"%s\",method=\"%s\",status=\"%d\"} "
+              "%" PRIu64 "\n",
+              h->route, h->method, h->status, h->count, h->route, h->method, h->status, h->sum,
+              h->route, h->method, h->status, h->count);
+  }
+}
+
 static int cb_metrics(const struct _u_request *req, struct _u_response *resp, void *ud) {
   const svc_slot *s = ud;
-  size_t cap = (size_t)METRIC_MAX * (METRIC_NAME_MAX + 24) + 256, len = 0, i;
-  char *buf = lc_xmalloc(cap);
-  int n;
+  tbuf b = {lc_xmalloc(16384), 0, 16384};
+  const metric *sorted[METRIC_MAX];
+  size_t i, n;
   (void)req;
-  n = snprintf(buf, cap, "# TYPE %s_up gauge\n%s_up 1\n", s->app, s->app);
-  len = n > 0 ? (size_t)n : 0;
+  refresh_sql_gauges();
+  tb_printf(&b, "# HELP %s_up 1 while the daemon runs.\n# TYPE %s_up gauge\n%s_up 1\n", s->app,
+            s->app, s->app);
+  pthread_mutex_lock(&g_hlock);
+  render_http(&b, s->app);
+  pthread_mutex_unlock(&g_hlock);
   pthread_mutex_lock(&g_mlock);
-  for (i = 0; i < g_nmetrics && len < cap; i++) {
-    n = snprintf(buf + len, cap - len, "%s %" PRIu64 "\n", g_metrics[i].name, g_metrics[i].v);
-    if (n < 0 || (size_t)n >= cap - len) break;
-    len += (size_t)n;
+  n = g_nmetrics;
+  for (i = 0; i < n; i++) sorted[i] = &g_metrics[i];
+  qsort(sorted, n, sizeof sorted[0], cmp_metric);
+  for (i = 0; i < n; i++) {
+    const metric *m = sorted[i];
+    size_t fl = family_len(m->name);
+    if (i == 0 || fl != family_len(sorted[i - 1]->name) ||
+        strncmp(m->name, sorted[i - 1]->name, fl) != 0) {
+      int total = fl > 6 && strncmp(m->name + fl - 6, "_total", 6) == 0;
+      family_header(&b, m->name, fl, total && !m->is_float ? "counter" : "gauge");
+    }
+    if (m->is_float)
+      tb_printf(&b, "%s %.15g\n", m->name, m->fv);
+    else
+      tb_printf(&b, "%s %" PRIu64 "\n", m->name, m->v);
   }
   pthread_mutex_unlock(&g_mlock);
-  ulfius_set_binary_body_response(resp, 200, buf, len);
-  free(buf);
+  ulfius_set_binary_body_response(resp, 200, b.p, b.len);
+  free(b.p);
   u_map_put(resp->map_header, "Content-Type", "text/plain; version=0.0.4");
   u_map_put(resp->map_header, "Cache-Control", "no-store");
   return U_CALLBACK_COMPLETE;
@@ -301,7 +662,23 @@ int lc_svc_start(struct _u_instance *inst, const char *key_pem, const char *cert
 int lc_svc_route(struct _u_instance *inst, const char *method, const char *path,
                  unsigned int priority,
                  int (*cb)(const struct _u_request *, struct _u_response *, void *), void *ud) {
+  int idx;
   if (inst == NULL || method == NULL || path == NULL || cb == NULL) return LC_ERR_PARAM;
+  idx = atomic_fetch_add(&g_nwraps, 1);
+  if (idx < ROUTE_WRAP_MAX) {
+    route_wrap *w = &g_wraps[idx];
+    w->cb = cb;
+    w->ud = ud;
+    (void)lc_strlcpy(w->route, path, sizeof w->route);
+    /* The label value must stay valid in the exposition: no quote/backslash. */
+    for (char *p = w->route; *p; p++)
+      if (*p == '"' || *p == '\\' || (unsigned char)*p < 0x20) *p = '_';
+    cb = cb_wrapped;
+    ud = w;
+  } else {
+    lc_log_warn("lc_svc_route - %s %s registered without request metrics (table full)", method,
+                path);
+  }
   if (ulfius_add_endpoint_by_val(inst, method, NULL, path, priority, cb, ud) != U_OK) {
     lc_log_error("lc_svc_route - cannot register %s %s", method, path);
     return LC_ERR;

@@ -684,6 +684,81 @@ START_TEST(ops_limits_catchall) {
 }
 END_TEST
 
+/* Request series of /metrics: route template, method, final status,
+ * histogram; limits and catch-all; bounded label set; HELP/TYPE lines. */
+START_TEST(ops_request_metrics) {
+  lc_http_req rq;
+  lc_http_resp r;
+  char url[128], err[LC_ERR_LEN] = "", big[5000], route[32];
+  lc_identity id;
+  int i, lines = 0;
+  const char *p;
+  ident(&id, UID, "user", "full");
+  ck_assert_int_eq(lc_iauth_call(g_secret, sizeof g_secret, g_base, "GET", "/echo/a", &id, NULL,
+                                 NULL, 0, 5000, &r, err),
+                   LC_OK);
+  ck_assert_int_eq(r.status, 200);
+  lc_http_resp_free(&r);
+  ck_assert_int_eq(lc_iauth_call(g_secret, sizeof g_secret, g_base, "GET", "/echo/b", &id, NULL,
+                                 NULL, 0, 5000, &r, err),
+                   LC_OK);
+  lc_http_resp_free(&r);
+  ck_assert_int_eq(lc_iauth_call(g_secret, sizeof g_secret, g_base, "GET", "/zzz", &id, NULL,
+                                 NULL, 0, 5000, &r, err),
+                   LC_OK);
+  ck_assert_int_eq(r.status, 404);
+  lc_http_resp_free(&r);
+  memset(&rq, 0, sizeof rq);
+  rq.url = url;
+  memset(big, 'a', sizeof big - 1);
+  big[sizeof big - 1] = '\0';
+  snprintf(url, sizeof url, "%s/echo/a", g_base);
+  rq.method = "POST";
+  rq.body = big;
+  rq.body_len = strlen(big);
+  ck_assert_int_eq(lc_http_do(&rq, &r, err), LC_OK);
+  ck_assert_int_eq(r.status, 413);
+  lc_http_resp_free(&r);
+  lc_metric_help("lctest_widgets_total", "counter", "Widgets made.");
+  lc_metric_add("lctest_widgets_total", 2);
+  lc_metric_setf("lctest_ratio", 0.5);
+  memset(&rq, 0, sizeof rq);
+  rq.url = url;
+  snprintf(url, sizeof url, "%s/metrics", g_base);
+  ck_assert_int_eq(lc_http_do(&rq, &r, err), LC_OK);
+  ck_assert_int_eq(r.status, 200);
+  ck_assert_ptr_nonnull(strstr(r.body, "# TYPE http_requests_total counter\n"));
+  ck_assert_ptr_nonnull(strstr(r.body, "# TYPE http_request_duration_seconds histogram\n"));
+  ck_assert_ptr_nonnull(
+      strstr(r.body, "http_requests_total{route=\"/echo/*\",method=\"GET\",status=\"200\"} 2\n"));
+  ck_assert_ptr_nonnull(strstr(r.body, "http_request_duration_seconds_bucket{route=\"/echo/*\","
+                                       "method=\"GET\",status=\"200\",le=\"+Inf\"} 2\n"));
+  ck_assert_ptr_nonnull(strstr(r.body, "http_request_duration_seconds_count{route=\"/echo/*\","
+                                       "method=\"GET\",status=\"200\"} 2\n"));
+  ck_assert_ptr_nonnull(
+      strstr(r.body, "http_requests_total{route=\"unmatched\",method=\"GET\",status=\"404\"} 1\n"));
+  ck_assert_ptr_nonnull(
+      strstr(r.body, "http_requests_total{route=\"limits\",method=\"POST\",status=\"413\"} 1\n"));
+  ck_assert_ptr_null(strstr(r.body, "/zzz"));
+  ck_assert_ptr_nonnull(strstr(r.body, "# HELP lctest_widgets_total Widgets made.\n"
+                                       "# TYPE lctest_widgets_total counter\n"
+                                       "lctest_widgets_total 2\n"));
+  ck_assert_ptr_nonnull(strstr(r.body, "# TYPE lctest_ratio gauge\nlctest_ratio 0.5\n"));
+  lc_http_resp_free(&r);
+  /* Bounded: 300 distinct routes give at most 192 keys, the rest "other". */
+  for (i = 0; i < 300; i++) {
+    snprintf(route, sizeof route, "/r/%d", i);
+    lc_svc_observe(route, "GET", 200, 0.001);
+  }
+  lc_svc_observe("/x", "NOT-A-VERB", 999, -1);
+  ck_assert_int_eq(lc_http_do(&rq, &r, err), LC_OK);
+  for (p = r.body; (p = strstr(p, "\nhttp_requests_total{")) != NULL; p++) lines++;
+  ck_assert_int_le(lines, 192);
+  ck_assert_msg(strstr(r.body, "http_requests_total{route=\"other\",method=\"OTHER\"") != NULL, "%d lines; %.300s", lines, strstr(r.body, "# HELP http_request_duration"));
+  lc_http_resp_free(&r);
+}
+END_TEST
+
 /* POSTs body with content type ct to /json; returns status, copies body. */
 static long post_json(const char *ct, const char *body, char *out, size_t outsz, char *rct,
                       size_t rctsz) {
@@ -852,6 +927,7 @@ Suite *iauth_suite(void) {
   tcase_add_test(tc, missing_or_repeated_header);
   tcase_add_test(tc, sign_rejects_bad_identity);
   tcase_add_test(tc, ops_limits_catchall);
+  tcase_add_test(tc, ops_request_metrics);
   tcase_add_test(tc, http_client_caps);
   tcase_add_test(tc, json_body_rules);
   suite_add_tcase(s, tc);

@@ -3,6 +3,9 @@
 #include <stdint.h>
 #include <stdlib.h>
 #include <string.h>
+#include <unistd.h>
+
+#include <jansson.h>
 
 #include "lc/err.h"
 #include "lc/log.h"
@@ -226,6 +229,71 @@ START_TEST(log_rid_and_levels) {
 }
 END_TEST
 
+START_TEST(log_json_lines) {
+  char out[64], buf[4096];
+  FILE *tmp = tmpfile();
+  int saved, nlines = 0;
+  size_t n;
+  char *line, *save = NULL;
+  /* escaping */
+  ck_assert_uint_eq(lc_log_json_escape(out, sizeof out, "a\"b\\c\n\t\x01"), 17);
+  ck_assert_str_eq(out, "a\\\"b\\\\c\\n\\t\\u0001");
+  lc_log_json_escape(out, sizeof out, "\xc3\xa9 \xff \xed\xa0\x80");
+  ck_assert_str_eq(out, "\xc3\xa9 \xef\xbf\xbd \xef\xbf\xbd\xef\xbf\xbd\xef\xbf\xbd");
+  ck_assert_uint_eq(lc_log_json_escape(out, 4, "\"\"\""), 2); /* never a half escape */
+  ck_assert_str_eq(out, "\\\"");
+  /* one JSON object per line on stderr */
+  ck_assert_ptr_nonnull(tmp);
+  fflush(stderr);
+  saved = dup(fileno(stderr));
+  ck_assert_int_ge(saved, 0);
+  ck_assert_int_ge(dup2(fileno(tmp), fileno(stderr)), 0);
+  ck_assert_int_eq(lc_log_init("lc\"test", "debug"), LC_OK);
+  lc_log_set_rid("rid-1");
+  lc_log_info("quote \" backslash \\ newline \n tab \t bell \a bad \xff end");
+  lc_log_set_rid(NULL);
+  lc_log_error("second %d", 2);
+  y_log_message(Y_LOG_LEVEL_WARNING, "from yder %s", "too");
+  lc_log_close();
+  fflush(stderr);
+  dup2(saved, fileno(stderr));
+  close(saved);
+  rewind(tmp);
+  n = fread(buf, 1, sizeof buf - 1, tmp);
+  fclose(tmp);
+  buf[n] = '\0';
+  for (line = strtok_r(buf, "\n", &save); line; line = strtok_r(NULL, "\n", &save)) {
+    json_error_t je;
+    json_t *o = json_loads(line, 0, &je);
+    ck_assert_msg(o != NULL, "not JSON: %s", line);
+    ck_assert_str_eq(json_string_value(json_object_get(o, "app")), "lc\"test");
+    ck_assert_ptr_nonnull(json_string_value(json_object_get(o, "ts")));
+    ck_assert_uint_eq(strlen(json_string_value(json_object_get(o, "ts"))), 24);
+    ck_assert_ptr_nonnull(json_string_value(json_object_get(o, "level")));
+    ck_assert_ptr_nonnull(json_string_value(json_object_get(o, "rid")));
+    ck_assert_ptr_nonnull(json_string_value(json_object_get(o, "msg")));
+    if (nlines == 1) {
+      ck_assert_str_eq(json_string_value(json_object_get(o, "rid")), "rid-1");
+      ck_assert_str_eq(json_string_value(json_object_get(o, "level")), "info");
+      ck_assert_str_eq(json_string_value(json_object_get(o, "msg")),
+                       "quote \" backslash \\ newline \n tab \t bell \a bad \xef\xbf\xbd end");
+    }
+    if (nlines == 2) {
+      ck_assert_str_eq(json_string_value(json_object_get(o, "rid")), "-");
+      ck_assert_str_eq(json_string_value(json_object_get(o, "level")), "error");
+      ck_assert_str_eq(json_string_value(json_object_get(o, "msg")), "second 2");
+    }
+    if (nlines == 3) {
+      ck_assert_str_eq(json_string_value(json_object_get(o, "level")), "warning");
+      ck_assert_str_eq(json_string_value(json_object_get(o, "msg")), "from yder too");
+    }
+    json_decref(o);
+    nlines++;
+  }
+  ck_assert_int_eq(nlines, 4); /* "logging started" + 3 */
+}
+END_TEST
+
 Suite *util_suite(void) {
   Suite *s = suite_create("util");
   TCase *tc = tcase_create("core");
@@ -241,6 +309,7 @@ Suite *util_suite(void) {
   tcase_add_test(tc, hash_vectors);
   tcase_add_test(tc, strlcpy_and_misc);
   tcase_add_test(tc, log_rid_and_levels);
+  tcase_add_test(tc, log_json_lines);
   suite_add_tcase(s, tc);
   return s;
 }

@@ -42,8 +42,21 @@ int lc_svc_instance_init(struct _u_instance *inst, const char *bind_ip, int port
 typedef int (*lc_ready_fn)(void *ud); /* 1 = ready */
 /* Adds GET /healthz (always 200 while running), GET /readyz (200 when
  * ready(ud), else 503; ready may be NULL = always ready) and GET /metrics
- * (Prometheus text of the counters plus "<app>_up 1"). inst must come from
- * lc_svc_instance_init (else LC_ERR_PARAM). */
+ * (Prometheus text format 0.0.4, each family with # HELP and # TYPE:
+ * "<app>_up 1", the request series below, the lc_metric_* series and the
+ * SQL gauges, refreshed on scrape). inst must come from
+ * lc_svc_instance_init (else LC_ERR_PARAM).
+ *
+ * Request series (every endpoint registered through lc_svc_route, the
+ * 400/413 limits answers as route "limits", the catch-all 404 as route
+ * "unmatched"):
+ *   http_requests_total{route,method,status}              counter
+ *   http_request_duration_seconds{route,method,status}    histogram
+ * route is the registered template (never the raw path), so the series
+ * count is bounded (at most 192 route/method/status keys; beyond that one
+ * route="other" series). Each answered request also logs one line
+ * "http <METHOD> <route> -> <status> (<ms> ms)" at info (ops routes at
+ * debug) carrying the request id. */
 int lc_svc_add_ops(struct _u_instance *inst, const char *app, lc_ready_fn ready, void *ud);
 
 /* Starts the framework (HTTPS when key_pem and cert_pem are PEM contents, not
@@ -52,7 +65,13 @@ int lc_svc_add_ops(struct _u_instance *inst, const char *app, lc_ready_fn ready,
 int lc_svc_start(struct _u_instance *inst, const char *key_pem, const char *cert_pem,
                  unsigned int max_conns, unsigned int idle_timeout_s, char err[LC_ERR_LEN]);
 
-/* Registers an endpoint and checks the result (LC_ERR on failure). */
+/* Registers an endpoint and checks the result (LC_ERR on failure). The
+ * callback is wrapped for the request series: the callback that ends the
+ * request (returns anything but U_CALLBACK_CONTINUE / U_CALLBACK_IGNORE)
+ * records path (the template), the method, the final status and the time
+ * since the request's first callback. Middleware that returns CONTINUE
+ * records nothing. At most 512 wrapped registrations per process (more are
+ * registered unwrapped, with a warning). */
 int lc_svc_route(struct _u_instance *inst, const char *method, const char *path,
                  unsigned int priority,
                  int (*cb)(const struct _u_request *, struct _u_response *, void *), void *ud);
@@ -66,5 +85,26 @@ void lc_metric_add(const char *series, uint64_t v);
 /* Sets a series to v (a gauge: the last value wins); same naming rules and
  * series limit as lc_metric_add. Thread-safe. */
 void lc_metric_set(const char *series, uint64_t v);
+
+/* Sets a float gauge (e.g. a balance in ETH); same rules as lc_metric_set. */
+void lc_metric_setf(const char *series, double v);
+
+/* Declares # HELP / # TYPE of a family (name without labels; type counter,
+ * gauge or histogram). Families without a declaration get their own name as
+ * help and type counter when the name ends in _total, else gauge. */
+void lc_metric_help(const char *family, const char *type, const char *help);
+
+/* Registers a gauge refreshed from the database on every /metrics scrape:
+ * sql (no parameters) returns rows whose last column is the value. With
+ * label NULL the first row sets family; else each row (at most 16) sets
+ * family{label="<first column>"}. A failing query keeps the last values.
+ * At most 16 registrations. Returns LC_OK or LC_ERR_PARAM / LC_ERR. */
+struct lc_db_pool;
+int lc_metric_sql(struct lc_db_pool *pool, const char *family, const char *label,
+                  const char *help, const char *sql);
+
+/* Records one answered request into the request series (used by the route
+ * wrapper; exposed for tests and for handlers outside lc_svc_route). */
+void lc_svc_observe(const char *route, const char *method, int status, double seconds);
 
 #endif
