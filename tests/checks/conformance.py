@@ -46,7 +46,7 @@ def main():
     # Structural rules (see proto/redocly.yaml).
     for rx, tmpl, m, o in ops:
         codes = list(o["responses"])
-        if tmpl != "/v1/auth/oauth/{provider}/start":
+        if not tmpl.startswith("/v1/auth/oauth/"):
             check("%s %s documents a 2XX" % (m, tmpl), any(c.startswith("2") for c in codes))
         if tmpl.startswith("/v1/"):
             check("%s %s documents a 4XX" % (m, tmpl), any(c.startswith("4") for c in codes))
