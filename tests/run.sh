@@ -90,6 +90,9 @@ else
 fi
 
 echo "== end-to-end (black box): tests/e2e/test_*.py"
+# every gateway exchange of the suites, for tests/checks/openapi.sh (conformance)
+export E2E_RECORD="$STATE_DIR/logs/exchanges.jsonl"
+: >"$E2E_RECORD"
 for suite in tests/e2e/test_*.py; do
   name=$(basename "$suite" .py)
   echo "-- $name"

@@ -56,9 +56,34 @@ def call(method, path, body=None, token=None, headers=None, raw=None, base=None,
         req.add_header(k, v)
     try:
         with urllib.request.urlopen(req, context=ctx if tls else None, timeout=60) as r:
-            return Resp(r.status, r.headers, r.read())
+            resp = Resp(r.status, r.headers, r.read())
     except urllib.error.HTTPError as e:
-        return Resp(e.code, e.headers, e.read())
+        resp = Resp(e.code, e.headers, e.read())
+    _record(method, base, path, resp)
+    return resp
+
+
+RECORD = os.environ.get("E2E_RECORD")
+
+
+def _record(method, base, path, resp):
+    """Opt-in (E2E_RECORD=<file>): one JSON line per exchange for
+    tests/checks/conformance.py. gateway=false for direct (plain HTTP) daemon calls;
+    extra gateways the suites start speak HTTPS and count as the gateway."""
+    if not RECORD:
+        return
+    ct = resp.headers.get("Content-Type", "") if resp.headers is not None else ""
+    body = None
+    if resp.body and ("json" in ct.split(";")[0]):
+        try:
+            body = json.loads(resp.body)
+        except ValueError:
+            body = None
+    line = {"method": method, "path": path, "status": resp.status, "content_type": ct,
+            "body": body, "gateway": (base or GW).startswith("https:"),
+            "body_len": len(resp.body or b"")}
+    with open(RECORD, "a") as f:
+        f.write(json.dumps(line) + "\n")
 
 
 def rpc(method, params):
