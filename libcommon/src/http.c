@@ -159,7 +159,10 @@ int lc_http_do(const lc_http_req *req, lc_http_resp *resp, char err[LC_ERR_LEN])
   curl_easy_setopt(h, CURLOPT_WRITEDATA, &s);
   curl_easy_setopt(h, CURLOPT_HEADERFUNCTION, header_cb);
   curl_easy_setopt(h, CURLOPT_HEADERDATA, &s);
-  curl_easy_setopt(h, CURLOPT_MAXFILESIZE_LARGE, (curl_off_t)s.max);
+  /* A HEAD answer carries the Content-Length of a body that is never sent
+   * (s3rver's HEAD bucket announces its whole listing): cap bodies only. */
+  if (strcasecmp(method, "HEAD") != 0)
+    curl_easy_setopt(h, CURLOPT_MAXFILESIZE_LARGE, (curl_off_t)s.max);
   if (req->aws_sigv4 != NULL) curl_easy_setopt(h, CURLOPT_AWS_SIGV4, req->aws_sigv4);
   if (req->userpwd != NULL) curl_easy_setopt(h, CURLOPT_USERPWD, req->userpwd);
 

@@ -686,6 +686,43 @@ END_TEST
 
 /* Request series of /metrics: route template, method, final status,
  * histogram; limits and catch-all; bounded label set; HELP/TYPE lines. */
+/* Value of one Prometheus series line "<series> <n>" in body, 0 when absent. */
+static long series_val(const char *body, const char *series) {
+  char pat[256];
+  snprintf(pat, sizeof pat, "%s ", series);
+  const char *p = body ? strstr(body, pat) : NULL;
+  if (p == NULL)
+    return 0;
+  int64_t v = 0;
+  char num[32];
+  size_t n = strcspn(p + strlen(pat), "\n");
+  if (n == 0 || n >= sizeof num)
+    return -1;
+  memcpy(num, p + strlen(pat), n);
+  num[n] = '\0';
+  return lc_parse_i64(num, 0, INT64_MAX, &v) == LC_OK ? (long)v : -1;
+}
+
+static char *fetch_metrics(void) {
+  lc_http_req rq;
+  lc_http_resp r;
+  char url[128], err[LC_ERR_LEN] = "";
+  memset(&rq, 0, sizeof rq);
+  snprintf(url, sizeof url, "%s/metrics", g_base);
+  rq.url = url;
+  ck_assert_int_eq(lc_http_do(&rq, &r, err), LC_OK);
+  char *body = r.body;
+  r.body = NULL;
+  lc_http_resp_free(&r);
+  return body;
+}
+
+#define S_OK200 "http_requests_total{route=\"/echo/*\",method=\"GET\",status=\"200\"}"
+#define S_BUCKET "http_request_duration_seconds_bucket{route=\"/echo/*\",method=\"GET\",status=\"200\",le=\"+Inf\"}"
+#define S_COUNT "http_request_duration_seconds_count{route=\"/echo/*\",method=\"GET\",status=\"200\"}"
+#define S_404 "http_requests_total{route=\"unmatched\",method=\"GET\",status=\"404\"}"
+#define S_413 "http_requests_total{route=\"limits\",method=\"POST\",status=\"413\"}"
+
 START_TEST(ops_request_metrics) {
   lc_http_req rq;
   lc_http_resp r;
@@ -694,6 +731,13 @@ START_TEST(ops_request_metrics) {
   int i, lines = 0;
   const char *p;
   ident(&id, UID, "user", "full");
+  /* counters are process-wide: compare with their values before (CK_FORK=no
+   * runs every test in one process) */
+  char *before = fetch_metrics();
+  long b200 = series_val(before, S_OK200), bbk = series_val(before, S_BUCKET),
+       bcnt = series_val(before, S_COUNT), b404 = series_val(before, S_404),
+       b413 = series_val(before, S_413);
+  free(before);
   ck_assert_int_eq(lc_iauth_call(g_secret, sizeof g_secret, g_base, "GET", "/echo/a", &id, NULL,
                                  NULL, 0, 5000, &r, err),
                    LC_OK);
@@ -729,16 +773,11 @@ START_TEST(ops_request_metrics) {
   ck_assert_int_eq(r.status, 200);
   ck_assert_ptr_nonnull(strstr(r.body, "# TYPE http_requests_total counter\n"));
   ck_assert_ptr_nonnull(strstr(r.body, "# TYPE http_request_duration_seconds histogram\n"));
-  ck_assert_ptr_nonnull(
-      strstr(r.body, "http_requests_total{route=\"/echo/*\",method=\"GET\",status=\"200\"} 2\n"));
-  ck_assert_ptr_nonnull(strstr(r.body, "http_request_duration_seconds_bucket{route=\"/echo/*\","
-                                       "method=\"GET\",status=\"200\",le=\"+Inf\"} 2\n"));
-  ck_assert_ptr_nonnull(strstr(r.body, "http_request_duration_seconds_count{route=\"/echo/*\","
-                                       "method=\"GET\",status=\"200\"} 2\n"));
-  ck_assert_ptr_nonnull(
-      strstr(r.body, "http_requests_total{route=\"unmatched\",method=\"GET\",status=\"404\"} 1\n"));
-  ck_assert_ptr_nonnull(
-      strstr(r.body, "http_requests_total{route=\"limits\",method=\"POST\",status=\"413\"} 1\n"));
+  ck_assert_int_eq(series_val(r.body, S_OK200) - b200, 2);
+  ck_assert_int_eq(series_val(r.body, S_BUCKET) - bbk, 2);
+  ck_assert_int_eq(series_val(r.body, S_COUNT) - bcnt, 2);
+  ck_assert_int_eq(series_val(r.body, S_404) - b404, 1);
+  ck_assert_int_eq(series_val(r.body, S_413) - b413, 1);
   ck_assert_ptr_null(strstr(r.body, "/zzz"));
   ck_assert_ptr_nonnull(strstr(r.body, "# HELP lctest_widgets_total Widgets made.\n"
                                        "# TYPE lctest_widgets_total counter\n"
