@@ -8,7 +8,7 @@
 # tests/demo/README.md). Ends with "N passed, N failed".
 set -uo pipefail
 REPO=$(cd "$(dirname "$0")/../.." && pwd)
-cd "$REPO"
+cd "$REPO" || exit 1
 if [[ -z "${GATEWAY_URL:-}" ]]; then
   # shellcheck source=/dev/null
   . services/env.sh || { echo "0 passed, 1 failed"; exit 1; }
