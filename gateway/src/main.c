@@ -10,6 +10,7 @@
 #include <string.h>
 
 #include "gw_routes.h"
+#include "gw_static.h"
 #include "gw_sync.h"
 #include "lc/cfg.h"
 #include "lc/http.h"
@@ -60,6 +61,8 @@ static const lc_cfg_spec SPECS[] = {
     {"GW_RL_CHECKOUT_ACCOUNT", LC_CFG_INT, 1, 1000000, "10", 0, "checkouts per window per user"},
     {"GW_RL_WEBHOOK_IP", LC_CFG_INT, 1, 10000000, "600", 0,
      "payment webhooks per window per client IP (provider traffic)"},
+    {"GW_WEB_DIR", LC_CFG_STR, 0, 4096, "", 0,
+     "directory of the web front end (index.html, app.js, app.css, icon.svg; '' = none)"},
     {"LOG_LEVEL", LC_CFG_STR, 4, 7, "info", 0, "error|warning|info|debug"},
 };
 
@@ -68,6 +71,7 @@ static gw_revoke g_rv;
 static gw_keycache g_keys;
 static gw_keys_upstream g_keys_up;
 static gw_rl g_rl;
+static gw_static g_static;
 
 static int revocations_loaded(void *ud) { return gw_sync_loaded(ud); }
 
@@ -220,6 +224,15 @@ int main(void) {
     lc_log_error("gateway - route registration failed %s", err);
     goto out;
   }
+  const char *web_dir = lc_cfg_str(cfg, "GW_WEB_DIR");
+  if (web_dir != NULL && web_dir[0] != '\0') {
+    if (gw_static_load(&g_static, web_dir, err) != LC_OK ||
+        gw_static_register(&inst, &g_static, err) != LC_OK) {
+      lc_log_error("gateway - GW_WEB_DIR: %s", err);
+      goto out;
+    }
+    lc_log_info("Event - web front end served from %s", web_dir);
+  }
   if (lc_svc_start(&inst, key, cert, (unsigned)lc_cfg_int(cfg, "GW_MAX_CONNS"),
                    (unsigned)lc_cfg_int(cfg, "GW_IDLE_TIMEOUT"), err) != LC_OK) {
     lc_log_error("gateway - cannot start: %s", err);
@@ -241,6 +254,7 @@ out:
   gw_keys_free(&g_keys);
   gw_revoke_free(&g_rv);
   gw_rl_free(&g_rl);
+  gw_static_free(&g_static);
   if (key != NULL) {
     memset(key, 0, strlen(key));
     free(key);
