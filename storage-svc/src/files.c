@@ -86,41 +86,16 @@ int storage_files_list(lc_db_pool *pool, const char *user_id, int limit, const c
                        storage_file *items, size_t *n, char next_cursor[128],
                        char err[LC_ERR_LEN])
 {
-  char us[24] = "", cid[37] = "", lim[16];
-  const char *params[4];
   PGresult *res = NULL;
   int rc, rows;
 
   *n = 0;
-  if (cursor != NULL && cursor[0] != '\0' && storage_cursor_decode(cursor, us, cid) != LC_OK) {
-    next_cursor[0] = '\0';
-    return lc_err_set(err, LC_ERR_PARAM, "cursor is invalid");
-  }
-  next_cursor[0] = '\0';
-  if (limit < 1 || limit > 100)
-    return lc_err_set(err, LC_ERR_PARAM, "limit must be between 1 and 100");
-  if (!lc_uuid_valid(user_id))
-    return lc_err_set(err, LC_ERR_FORBIDDEN, "a user identity is required");
-  snprintf(lim, sizeof(lim), "%d", limit + 1);
-  params[0] = user_id;
-  params[1] = us[0] != '\0' ? us : NULL;
-  params[2] = cid[0] != '\0' ? cid : NULL;
-  params[3] = lim;
-  rc = storage_db_run(pool,
-                      "SELECT " FILE_COLS ", (extract(epoch FROM created_at) * 1000000)::bigint::text "
-                      "FROM storage.files WHERE user_id = $1::uuid AND debit_id IS NOT NULL "
-                      "AND ($2::bigint IS NULL OR (created_at, id) < "
-                      "(timestamptz 'epoch' + $2::bigint * interval '1 microsecond', $3::uuid)) "
-                      "ORDER BY created_at DESC, id DESC LIMIT $4::int",
-                      4, params, &res, err);
+  rc = storage_page_newest(pool, FILE_COLS, FILE_NCOLS, "storage.files", user_id, limit, cursor, &res, next_cursor, err);
   if (rc != LC_OK)
     return rc;
   rows = PQntuples(res);
   for (int i = 0; i < rows && i < limit; i++)
     row_to_file(res, i, &items[(*n)++]);
-  if (rows > limit)
-    storage_cursor_encode(PQgetvalue(res, limit - 1, FILE_NCOLS), PQgetvalue(res, limit - 1, 0),
-                          next_cursor);
   PQclear(res);
   return LC_OK;
 }
