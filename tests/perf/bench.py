@@ -68,7 +68,9 @@ def cpu_ticks(pid):
     try:
         with open("/proc/%d/stat" % pid) as f:
             v = f.read().rsplit(")", 1)[1].split()
-        return int(v[11]) + int(v[12])
+        # utime + stime + cutime + cstime: reaped children (postgres backends
+        # that exited during the run) land in their parent's c*time
+        return int(v[11]) + int(v[12]) + int(v[13]) + int(v[14])
     except OSError:
         return 0
 
@@ -98,8 +100,9 @@ def daemon_pids():
 class Sampler:
     """CPU% (of one core, whole process tree) and peak VmRSS per daemon while running."""
 
-    def __init__(self):
+    def __init__(self, extra=None):
         self.pids = daemon_pids()
+        self.pids.update(extra or {})
         self.trees = {d: tree(p) for d, p in self.pids.items()}
         self.peak = {d: 0 for d in self.pids}
         self.stop = threading.Event()
@@ -137,11 +140,11 @@ class Sampler:
 
 
 # ---------------------------------------------------------------- runners
-def wrk(url, script, extra_env, conns=CONNS, dur=DUR):
+def wrk(url, script, extra_env, conns=CONNS, dur=DUR, extra_pids=None):
     env = dict(os.environ, PERF_DIR=HERE, **extra_env)
     cmd = ["wrk", "-t", "2", "-c", str(conns), "-d", "%ds" % dur, "--timeout", "10s",
            "-s", os.path.join(HERE, script), url]
-    with Sampler() as s:
+    with Sampler(extra_pids) as s:
         r = subprocess.run(cmd, capture_output=True, text=True, env=env)
     m = re.search(r"PERFJSON (\{.*\})", r.stdout)
     if not m:
@@ -154,7 +157,8 @@ def wrk(url, script, extra_env, conns=CONNS, dur=DUR):
 
 
 def ceiling_hello():
-    port = int(os.environ.get("PERF_HELLO_PORT", "0")) or (int(os.environ["GW_PORT"]) + 40)
+    # stand-in port range of stack K (23K00-23K99, K = last digit of GW_PORT)
+    port = int(os.environ.get("PERF_HELLO_PORT", "0")) or (23090 + 100 * (int(os.environ["GW_PORT"]) % 10))
     p = subprocess.Popen([os.environ["PERF_HELLO_BIN"], str(port), os.environ["GW_TLS_CERT_FILE"],
                           os.environ["GW_TLS_KEY_FILE"]], stderr=subprocess.DEVNULL)
     try:
@@ -163,9 +167,11 @@ def ceiling_hello():
                 urllib.request.urlopen("https://127.0.0.1:%d/hello" % port, context=e2e.ctx, timeout=1)
                 break
             except OSError:
+                if p.poll() is not None:
+                    raise RuntimeError("perf-hello could not start on port %d" % port)
                 time.sleep(0.1)
-        r = wrk("https://127.0.0.1:%d/hello" % port, "hello.lua", {})
-        r["daemons"] = {}
+        r = wrk("https://127.0.0.1:%d/hello" % port, "hello.lua", {}, extra_pids={"perf-hello": p.pid})
+        r["daemons"] = {"gateway": r["daemons"]["perf-hello"]}  # shown in the gateway column
         return r
     finally:
         p.terminate()
@@ -186,6 +192,8 @@ def ceiling_pgbench(nusers=1000):
     psql("""
 CREATE FUNCTION perf_uuid(i int) RETURNS uuid LANGUAGE sql IMMUTABLE AS
  $$ SELECT ('00000000-0000-4000-8000-' || lpad(i::text, 12, '0'))::uuid $$;
+CREATE FUNCTION perf_ts(t timestamptz) RETURNS text LANGUAGE sql STABLE AS
+ $$ SELECT to_char(t AT TIME ZONE 'UTC', 'YYYY-MM-DD"T"HH24:MI:SS.US"Z"') $$;
 CREATE FUNCTION perf_payload(did text, uid text) RETURNS text LANGUAGE sql AS
  $$ SELECT json_build_object('v', 1, 'type', 'credit.debit.committed', 'id', gen_random_uuid(),
     'ts', to_char(now() AT TIME ZONE 'UTC', 'YYYY-MM-DD"T"HH24:MI:SS.US"Z"'), 'request_id', 'perf-req',
@@ -200,7 +208,7 @@ INSERT INTO accounts (user_id, balance, reserved) SELECT perf_uuid(i), 100000000
     logdir = "/tmp/perf-pgbench-%d" % os.getpid()
     os.makedirs(logdir, exist_ok=True)
     env = dict(os.environ, PGOPTIONS=opts)
-    cmd = ["pgbench", "-n", "-h", PGSOCK, "-p", PG_PORT, "-U", "postgres", "-c", str(CONNS), "-j", "2",
+    cmd = ["pgbench", "-n", "-h", PGSOCK, "-p", PG_PORT, "-U", "postgres", "-M", "extended", "-c", str(CONNS), "-j", "2",
            "-T", str(DUR), "-D", "nusers=%d" % nusers, "-f", os.path.join(HERE, "debit.sql"), "-l",
            "--log-prefix=%s/tx" % logdir, "saas"]
     with Sampler() as s:
@@ -362,7 +370,10 @@ def main():
                " confirm (as lc_amqp_publish does), into a quorum queue; p50 = mean per publish." %
                (w4["debits"], w4["n"], amqp["n"]))
     out.append("")
-    out.append("CPU % of one core (whole process tree) / peak VmRSS MiB (sampled every 0.25 s) per daemon:\n")
+    out.append("CPU %% of one core (whole process tree) / peak VmRSS MiB (sampled every 0.25 s) per daemon"
+               " during each workload (%d cores = %d%% max). The hello ceiling's row shows perf-hello in the"
+               " gateway column. postgres and rabbitmq: sum over the process tree (postgres counts its"
+               " shared buffers once per backend, so its RSS is an upper bound).\n" % (os.cpu_count(), 100 * os.cpu_count()))
     out.append("| workload | " + " | ".join(DAEMONS) + " |")
     out.append("|---|" + "---:|" * len(DAEMONS))
     for name, r in rows:
