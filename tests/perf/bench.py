@@ -27,7 +27,8 @@ GW = os.environ.get("GATEWAY_URL") or os.environ["STACK_GATEWAY_URL"]
 PGSOCK = os.path.join(STATE, "pgsock")
 PG_PORT = os.environ["PG_PORT"]
 CLK = os.sysconf("SC_CLK_TCK")
-DAEMONS = ["gateway", "auth-svc", "credit-svc", "storage-svc", "chain-svc", "postgres", "rabbitmq"]
+DAEMONS = ["gateway", "auth-svc", "credit-svc", "storage-svc", "chain-svc", "postgres", "rabbitmq", "s3rver",
+           "anvil"]
 OURS = DAEMONS[:5]
 
 
@@ -318,6 +319,10 @@ def fmt(v, f="%.1f"):
 def main():
     e2e.GW = GW
     rows = []
+    # Ceilings share the cores with the stack: wait until no earlier debit is
+    # still on its way to the chain (a previous run's W3 keeps anvil busy).
+    log("waiting for earlier debits to be confirmed")
+    pending = chain_drain(0, timeout=300)["errors"]
     log("ceiling (a): perf-hello over TLS")
     hello = ceiling_hello()
     rows.append(("ceiling: ulfius+GnuTLS hello JSON", hello))
@@ -326,6 +331,11 @@ def main():
     rows.append(("ceiling: pgbench reserve+commit (debit.sql)", pgb))
     admin = e2e.admin_token()
     tok, keys = setup_users(admin)
+    # before the workloads (quiet broker), with a real envelope from setup's uploads
+    chain_drain(time.time() - 3600, timeout=60)
+    log("ceiling (c): AMQP publish with confirms")
+    amqp = ceiling_amqp()
+    rows.append(("ceiling: RabbitMQ publish+confirm, %d B, 1 publisher" % amqp["bytes"], amqp))
     log("W1: GET /v1/credits (Bearer)")
     w1 = wrk(GW + "/v1/credits", "w1_credits.lua", {"PERF_TOKEN": tok})
     rows.append(("W1 GET /v1/credits (JWT)", w1))
@@ -339,9 +349,6 @@ def main():
     log("W3: POST /v1/files 64 KiB")
     w3 = wrk(GW + "/v1/files", "w3_upload.lua", {"PERF_TOKEN": tok}, conns=min(CONNS, 8))
     rows.append(("W3 POST /v1/files 64 KiB", w3))
-    log("ceiling (c): AMQP publish with confirms")
-    amqp = ceiling_amqp()
-    rows.append(("ceiling: RabbitMQ publish+confirm, %d B, 1 publisher" % amqp["bytes"], amqp))
     os.unlink(keys)
 
     out = []
@@ -353,6 +360,7 @@ def main():
     out.append("- load: wrk -t2 -c%d (W3: -c%d), %d s per workload; pgbench -c%d -j2 -T%d; %d W2 users" %
                (CONNS, min(CONNS, 8), DUR, CONNS, DUR, USERS))
     out.append("- PostgreSQL (as the stack runs it): %s" % pgb["settings"])
+    out.append("- debits still unconfirmed from before the run (waited up to 300 s): %d" % pending)
     out.append("- build: %s (meson buildtype of the stack's BUILD_DIR)" % os.environ.get("PERF_BUILDTYPE", "?"))
     out.append("")
     out.append("| workload | req/s | p50 ms | p99 ms | max ms | errors | n | ratio to ceiling |")
@@ -372,7 +380,7 @@ def main():
     out.append("")
     out.append("CPU %% of one core (whole process tree) / peak VmRSS MiB (sampled every 0.25 s) per daemon"
                " during each workload (%d cores = %d%% max). The hello ceiling's row shows perf-hello in the"
-               " gateway column. postgres and rabbitmq: sum over the process tree (postgres counts its"
+               " gateway column. postgres, rabbitmq, s3rver (node) and anvil: sum over the process tree (postgres counts its"
                " shared buffers once per backend, so its RSS is an upper bound).\n" % (os.cpu_count(), 100 * os.cpu_count()))
     out.append("| workload | " + " | ".join(DAEMONS) + " |")
     out.append("|---|" + "---:|" * len(DAEMONS))
