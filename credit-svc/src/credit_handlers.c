@@ -1,5 +1,6 @@
 /* credit_handlers.c - route table and thin HTTP adapters; see credit_handlers.h. */
 #include "credit_handlers.h"
+#include "credit_notify.h"
 
 #include <ctype.h>
 #include <stdlib.h>
@@ -434,6 +435,20 @@ static int cb_topup(const struct _u_request *req, struct _u_response *resp, void
   if (rc != LC_OK) {
     json_decref(b);
     return send_err(resp, "topup", rc, err);
+  }
+  /* credit-svc does not own users: ask auth-svc that the target exists, so a
+   * top-up can never open an account for an id nobody has. */
+  if (ctx->auth_url != NULL) {
+    rc = credit_auth_user_lookup(ctx->iauth.secret, ctx->iauth.secret_len, ctx->auth_url, uid,
+                                 NULL, 0, err);
+    if (rc == LC_ERR_NOTFOUND) {
+      json_decref(b);
+      return lc_problem(resp, 404, "not-found", "no such user");
+    }
+    if (rc != LC_OK) {
+      json_decref(b);
+      return send_err(resp, "topup", LC_ERR_UNAVAIL, err);
+    }
   }
   credit_topup_idem idem = {NULL, NULL, NULL};
   if (key != NULL) {

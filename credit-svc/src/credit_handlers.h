@@ -30,6 +30,7 @@ typedef struct {
   lc_db_pool *pool;     /* borrowed */
   int64_t ttl_s;        /* reservation lifetime */
   lc_iauth_ctx iauth;   /* secret borrowed; must outlive the instance */
+  const char *auth_url; /* auth-svc base URL (user existence for admin top-ups); borrowed */
 } credit_ctx;
 
 /* Registers every route on inst; ctx must outlive the instance.

@@ -216,7 +216,8 @@ int main(void) {
   const char *amqp_url = lc_cfg_str(cfg, "AMQP_URL");
   credit_ctx ctx = {pool,
                     lc_cfg_int(cfg, "CREDIT_RESERVATION_TTL"),
-                    {(const uint8_t *)secret, strlen(secret), LC_IAUTH_SKEW_S, NULL}};
+                    {(const uint8_t *)secret, strlen(secret), LC_IAUTH_SKEW_S, NULL},
+                    lc_cfg_str(cfg, "CREDIT_AUTH_URL")};
   ready_ctx rctx = {pool, amqp_url};
   if (lc_svc_instance_init(&inst, lc_cfg_str(cfg, "CREDIT_BIND"),
                            (int)lc_cfg_int(cfg, "CREDIT_PORT"), 64 * 1024, err) != LC_OK) {

@@ -322,9 +322,8 @@ int credit_notify_send(const credit_notify_cfg *cfg, const credit_mail *m, char 
   return lc_err_set(err, LC_ERR_PARAM, "unknown provider");
 }
 
-/* Email of user_id from auth-svc; LC_ERR_NOTFOUND when auth-svc says 404. */
-static int lookup_email(const credit_notify_cfg *cfg, const char *user_id, char *email,
-                        size_t cap, char err[LC_ERR_LEN]) {
+int credit_auth_user_lookup(const uint8_t *secret, size_t secret_len, const char *auth_url,
+                            const char *user_id, char *email, size_t cap, char err[LC_ERR_LEN]) {
   lc_identity sys;
   memset(&sys, 0, sizeof(sys));
   lc_strlcpy(sys.role, "system", sizeof(sys.role));
@@ -333,8 +332,8 @@ static int lookup_email(const credit_notify_cfg *cfg, const char *user_id, char 
   snprintf(path, sizeof(path), "/internal/users/%s", user_id);
   lc_http_resp resp;
   memset(&resp, 0, sizeof(resp));
-  int rc = lc_iauth_call(cfg->secret, cfg->secret_len, cfg->auth_url, "GET", path, &sys, NULL,
-                         NULL, 0, 5000, &resp, err);
+  int rc = lc_iauth_call(secret, secret_len, auth_url, "GET", path, &sys, NULL, NULL, 0, 5000,
+                         &resp, err);
   if (rc != LC_OK)
     goto out;
   if (resp.status == 404) {
@@ -345,11 +344,13 @@ static int lookup_email(const credit_notify_cfg *cfg, const char *user_id, char 
     rc = lc_err_set(err, LC_ERR_IO, "auth-svc user lookup answered %ld", resp.status);
     goto out;
   }
-  json_t *j = json_loadb(resp.body, resp.len, 0, NULL);
-  const char *e = json_string_value(json_object_get(j, "email"));
-  if (e == NULL || !credit_mail_addr_valid(e) || lc_strlcpy(email, e, cap) != LC_OK)
-    rc = lc_err_set(err, LC_ERR_IO, "auth-svc user lookup: no usable email");
-  json_decref(j);
+  if (email != NULL) {
+    json_t *j = json_loadb(resp.body, resp.len, 0, NULL);
+    const char *e = json_string_value(json_object_get(j, "email"));
+    if (e == NULL || !credit_mail_addr_valid(e) || lc_strlcpy(email, e, cap) != LC_OK)
+      rc = lc_err_set(err, LC_ERR_IO, "auth-svc user lookup: no usable email");
+    json_decref(j);
+  }
 out:
   lc_http_resp_free(&resp);
   return rc;
@@ -384,7 +385,7 @@ static int run_one(const credit_notify_cfg *cfg, PGconn *c, int *sent, char err[
   lc_parse_i64(PQgetvalue(r, 0, 4), 0, INT32_MAX, &attempts);
   PQclear(r);
   char email[CREDIT_MAIL_ADDR_MAX + 1], serr[LC_ERR_LEN] = "";
-  int src = lookup_email(cfg, uid, email, sizeof(email), serr);
+  int src = credit_auth_user_lookup(cfg->secret, cfg->secret_len, cfg->auth_url, uid, email, sizeof(email), serr);
   if (src == LC_OK) {
     char *text = credit_mail_low_text(bal, th);
     credit_mail m = {cfg->from, email, CREDIT_MAIL_LOW_SUBJECT, text, id, time(NULL)};

@@ -96,4 +96,12 @@ int credit_notify_run_once(const credit_notify_cfg *cfg, int max, int *sent, cha
 /* Thread body (arg = credit_notify_cfg*): run_once every poll_ms until *stop. */
 void *credit_notify_thread(void *arg);
 
+/* Asks auth-svc (GET /internal/users/:id, signed as role system) whether
+ * user_id exists; copies its email into email (cap bytes) when email is not
+ * NULL. Returns LC_OK, LC_ERR_NOTFOUND (auth-svc answered 404), or
+ * LC_ERR_IO / LC_ERR_TIMEOUT (auth-svc unreachable or unusable answer).
+ * Thread-safe. */
+int credit_auth_user_lookup(const uint8_t *secret, size_t secret_len, const char *auth_url,
+                            const char *user_id, char *email, size_t cap, char err[LC_ERR_LEN]);
+
 #endif

@@ -798,7 +798,8 @@ static void http_setup(void) {
   uint8_t rnd[2];
   lc_random(rnd, sizeof(rnd));
   int port = 22000 + ((rnd[0] << 8 | rnd[1]) % 4000);
-  g_ctx = (credit_ctx){g_pool, 60, {(const uint8_t *)SECRET, strlen(SECRET), LC_IAUTH_SKEW_S, NULL}};
+  g_ctx = (credit_ctx){g_pool, 60, {(const uint8_t *)SECRET, strlen(SECRET), LC_IAUTH_SKEW_S, NULL},
+                       NULL /* no auth-svc in this test: top-ups skip the user check */};
   ck_assert_int_eq(lc_svc_instance_init(&g_inst, "127.0.0.1", port, 0, err), LC_OK);
   ck_assert_int_eq(credit_handlers_register(&g_inst, &g_ctx, err), LC_OK);
   ck_assert_msg(lc_svc_start(&g_inst, NULL, NULL, 64, 10, err) == LC_OK, "start: %s", err);

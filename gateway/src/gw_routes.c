@@ -211,7 +211,6 @@ static int rl_take_or_429(const gw_ctx *ctx, const char *scope, const char *key,
 
 /* Priority LC_PRIO_LIMITS + request id and security headers on every answer. */
 static int cb_security_headers(const struct _u_request *req, struct _u_response *resp, void *ud) {
-  (void)req;
   (void)ud;
   char rid[37];
   lc_uuid_v4(rid);
@@ -225,6 +224,10 @@ static int cb_security_headers(const struct _u_request *req, struct _u_response 
   u_map_put(resp->map_header, "Content-Security-Policy",
             "default-src 'none'; frame-ancestors 'none'");
   u_map_put(resp->map_header, "X-Frame-Options", "DENY");
+  /* A percent-encoded NUL would be decoded into C strings and silently cut
+   * an id, cursor or name short: refuse it before anything else. */
+  if (req->http_url != NULL && strcasestr(req->http_url, "%00") != NULL)
+    return lc_problem(resp, 400, "bad-request", "the request target contains an encoded NUL");
   return U_CALLBACK_CONTINUE;
 }
 

@@ -307,6 +307,11 @@ static int cb_file_upload(const struct _u_request *req, struct _u_response *resp
       ret = lc_problem(resp, 400, NULL, err);
       goto out;
     }
+    /* the one part must be the form field "file" (the API contract) */
+    if (strcmp(part->field_name, "file") != 0) {
+      ret = lc_problem(resp, 400, NULL, "the multipart body must carry its file in the field \"file\"");
+      goto out;
+    }
     up.data = part->data;
     up.len = part->len;
     up.declared_type = part->content_type[0] != '\0' ? part->content_type : NULL;
