@@ -24,10 +24,10 @@ static int fake_fetch(void *ud, const char *key, gw_key_info *info, char err[LC_
   if (key[n - 1] == 'B') return lc_err_set(err, LC_ERR_UNAVAIL, "down");
   if (key[n - 1] != 'A') return lc_err_set(err, LC_ERR_UNAUTH, "unknown key");
   memset(info, 0, sizeof(*info));
-  strcpy(info->key_id, "11111111-1111-4111-8111-111111111111");
-  strcpy(info->owner_id, "22222222-2222-4222-8222-222222222222");
-  strcpy(info->owner_role, "user");
-  strcpy(info->scope, "full");
+  snprintf(info->key_id, sizeof(info->key_id), "%s", "11111111-1111-4111-8111-111111111111");
+  snprintf(info->owner_id, sizeof(info->owner_id), "%s", "22222222-2222-4222-8222-222222222222");
+  snprintf(info->owner_role, sizeof(info->owner_role), "%s", "user");
+  snprintf(info->scope, sizeof(info->scope), "%s", "full");
   memcpy(info->prefix, key, 11);
   return LC_OK;
 }

@@ -31,7 +31,7 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size) {
     if (rc == LC_OK) {
       char base[STORAGE_CT_MAX];
       FZ_CHECK(memchr(out, '\0', sizeof out) != NULL);
-      strcpy(base, out);
+      snprintf(base, sizeof base, "%s", out);
       char *semi = strchr(base, ';');
       if (semi) *semi = '\0';
       FZ_CHECK(allowed(base));
