@@ -397,30 +397,16 @@ int storage_files_upload(const storage_files_ctx *ctx, const lc_identity *id,
   inserted = 1;
 
   /* 6. commit: the work is deleted only after a definite release */
-  rc = storage_creditc_commit_or_recover(ctx->credit, id, resv.reservation_id, debit_id,
-                                         "storage_files_upload");
+  rc = storage_settle_commit(ctx->pool, ctx->credit, id, STORAGE_IDEM_FILE, f.id, resv.reservation_id,
+                             "file", "storage_files_upload", debit_id, err);
   reserved = 0; /* committed, released, or handed to the settler */
-  if (rc == LC_ERR_UNAVAIL) {
-    rc = lc_err_set(err, LC_ERR_UNAVAIL,
-                    "credits service is temporarily unavailable; nothing was charged");
+  if (rc == LC_ERR_UNAVAIL)
     goto out;
-  }
   inserted = 0; /* keep the row and the object from here on */
   stored = 0;
   if (rc != LC_OK) {
-    /* outcome unknown: the settler decides (settle.h); the claim stays open */
-    storage_settle_mark(ctx->pool, STORAGE_IDEM_FILE, f.id);
-    lc_log_warn("Event - file %s: charge outcome unknown, left to the settler", f.id);
-    claimed = 0;
-    rc = lc_err_set(err, LC_ERR_UNAVAIL, "%s", STORAGE_SETTLING_DETAIL);
-    goto out;
-  }
-  rc = storage_settle_set_debit(ctx->pool, STORAGE_IDEM_FILE, f.id, debit_id, ierr);
-  if (rc != LC_OK) {
-    lc_log_error("Event - file %s charged by debit %s but debit_id not stored yet: %s", f.id,
-                 debit_id, ierr);
-    claimed = 0;
-    rc = lc_err_set(err, LC_ERR_UNAVAIL, "%s", STORAGE_SETTLING_DETAIL);
+    claimed = 0; /* the settler completes or drops the claim */
+    rc = LC_ERR_UNAVAIL;
     goto out;
   }
   lc_log_info("Event - file %s uploaded (%" PRId64 " bytes, %s) debit %s", f.id, f.size_bytes,

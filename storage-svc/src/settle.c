@@ -249,3 +249,30 @@ void storage_settler_stop(storage_settler *s)
   pthread_join(s->thread, NULL);
   s->running = 0;
 }
+
+int storage_settle_commit(lc_db_pool *pool, const storage_creditc *credit, const lc_identity *id,
+                          storage_idem_kind kind, const char *row_id, const char *reservation_id,
+                          const char *label, const char *where, char debit_id[64],
+                          char err[LC_ERR_LEN])
+{
+  char ierr[LC_ERR_LEN] = "";
+  int rc = storage_creditc_commit_or_recover(credit, id, reservation_id, debit_id, where);
+
+  if (rc == LC_ERR_UNAVAIL)
+    return lc_err_set(err, LC_ERR_UNAVAIL,
+                      "credits service is temporarily unavailable; nothing was charged");
+  if (rc != LC_OK) {
+    /* outcome unknown: the settler decides; the claim stays open */
+    storage_settle_mark(pool, kind, row_id);
+    lc_log_warn("Event - %s %s: charge outcome unknown, left to the settler", label, row_id);
+    return lc_err_set(err, LC_ERR_TIMEOUT, "%s", STORAGE_SETTLING_DETAIL);
+  }
+  rc = storage_settle_set_debit(pool, kind, row_id, debit_id, ierr);
+  if (rc != LC_OK) {
+    /* charged, not yet visible: the settler stores the debit after the grace period */
+    lc_log_error("Event - %s %s charged by debit %s but debit_id not stored yet: %s", label,
+                 row_id, debit_id, ierr);
+    return lc_err_set(err, LC_ERR_TIMEOUT, "%s", STORAGE_SETTLING_DETAIL);
+  }
+  return LC_OK;
+}

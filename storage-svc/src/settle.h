@@ -48,6 +48,20 @@ int storage_settle_set_debit(lc_db_pool *pool, storage_idem_kind kind, const cha
  * found after the grace period). */
 void storage_settle_mark(lc_db_pool *pool, storage_idem_kind kind, const char *row_id);
 
+/* Commits the reservation of freshly stored paid work (row_id of kind) and
+ * makes it visible, handing every unknown outcome to the settler. Returns
+ *   LC_OK           charged; debit_id filled; the row is committed and visible;
+ *   LC_ERR_UNAVAIL  definitely released: nothing charged, the caller deletes
+ *                   the row and the object (err says so);
+ *   LC_ERR_TIMEOUT  outcome unknown or debit not stored yet: the row and the
+ *                   object must be kept and the idempotency claim left open
+ *                   (err = STORAGE_SETTLING_DETAIL).
+ * label ("file" / "report") and where name the work in logs. */
+int storage_settle_commit(lc_db_pool *pool, const storage_creditc *credit, const lc_identity *id,
+                          storage_idem_kind kind, const char *row_id, const char *reservation_id,
+                          const char *label, const char *where, char debit_id[64],
+                          char err[LC_ERR_LEN]);
+
 typedef struct {
   lc_db_pool *pool;
   const storage_s3 *s3;
