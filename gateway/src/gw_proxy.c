@@ -161,7 +161,8 @@ int gw_proxy_forward_ex(const gw_upstream *up, const struct _u_request *req,
   lc_http_resp hres = {0};
   /* Instance selection and the connect-failure retry: gw_upstream.h. */
   if (up->pool != NULL)
-    rc = gw_upstream_do(up->pool, path, 0, &hr, &hres, err);
+    rc = gw_upstream_do(up->pool, path, gw_upstream_retry_safe(req->http_verb, path), &hr,
+                        &hres, err);
   else
     rc = lc_http_do(&hr, &hres, err);
   if (rc != LC_OK) {

@@ -141,8 +141,20 @@ void gw_upstream_publish(const gw_pool *p, int64_t now_ms) {
     lc_metric_set(p->inst[i].series, (uint64_t)gw_upstream_usable(p, i, now_ms));
 }
 
-static int is_idempotent_method(const char *m) {
-  return m == NULL || strcasecmp(m, "GET") == 0 || strcasecmp(m, "HEAD") == 0;
+int gw_upstream_retry_safe(const char *method, const char *path) {
+  if (method == NULL || path == NULL ||
+      (strcasecmp(method, "GET") != 0 && strcasecmp(method, "HEAD") != 0))
+    return 0;
+  /* The paid GETs (SPEC §2) charge per call and carry no Idempotency-Key:
+   * a second delivery would be a second charge. */
+  size_t len = strcspn(path, "?");
+  static const char DL[] = "/download";
+  if (strncmp(path, "/v1/service/metadata/", 21) == 0)
+    return 0;
+  if (strncmp(path, "/v1/reports/", 12) == 0 && len >= sizeof(DL) - 1 &&
+      strncmp(path + len - (sizeof(DL) - 1), DL, sizeof(DL) - 1) == 0)
+    return 0;
+  return 1;
 }
 
 /* Whether a failed attempt may be repeated on another instance. */
@@ -160,7 +172,6 @@ static int transport_failed(int rc) { return rc == LC_ERR_IO || rc == LC_ERR_TIM
 
 int gw_upstream_do(gw_pool *p, const char *path, int idempotent, lc_http_req *hr,
                    lc_http_resp *resp, char err[LC_ERR_LEN]) {
-  idempotent = idempotent || is_idempotent_method(hr->method);
   int i = gw_upstream_pick(p, -1, lc_mono_ms());
   int rc = LC_ERR_UNAVAIL;
   for (int attempt = 0; attempt < 2 && i >= 0; attempt++) {
@@ -194,7 +205,6 @@ int gw_upstream_iauth_call(gw_pool *p, int idempotent, const uint8_t *secret, si
                            const char *method, const char *path_query, const lc_identity *id,
                            const char *const *extra_headers, const char *body, size_t body_len,
                            long timeout_ms, lc_http_resp *resp, char err[LC_ERR_LEN]) {
-  idempotent = idempotent || is_idempotent_method(method);
   int i = gw_upstream_pick(p, -1, lc_mono_ms());
   int rc = LC_ERR_UNAVAIL;
   if (i < 0)

@@ -15,8 +15,9 @@
  *
  * Retry rule (gw_upstream_do / gw_upstream_iauth_call): a request that failed
  * before one byte was sent (lc_http_resp.connect_failed) is retried once on
- * another instance; after that only idempotent requests (GET/HEAD, or when
- * the caller says so) are retried, because a POST may have been delivered.
+ * another instance; after that only requests the caller calls idempotent
+ * (gw_upstream_retry_safe for client requests) are retried once, and only
+ * after a transport error, never a timeout: a POST may have been delivered.
  *
  * All functions are thread-safe (atomics; the pool itself is immutable after
  * gw_pool_init). Metrics: gateway_upstream_up{service,instance} (1/0),
@@ -78,8 +79,13 @@ const char *gw_upstream_url(const gw_pool *p, int i);
 /* Publishes gateway_upstream_up for every instance at now_ms. */
 void gw_upstream_publish(const gw_pool *p, int64_t now_ms);
 
+/* 1 when repeating method+path is harmless: GET/HEAD except the paid GETs
+ * (report download, service metadata), which charge per delivery. */
+int gw_upstream_retry_safe(const char *method, const char *path);
+
 /* Performs hr against the pool: hr->url is ignored and replaced by
- * <instance><path>. Retry rule above (idempotent: hr is safe to repeat).
+ * <instance><path>. Retry rule above (idempotent: hr is safe to repeat even
+ * when it may have been delivered).
  * Returns what lc_http_do returned for the last attempt. */
 int gw_upstream_do(gw_pool *p, const char *path, int idempotent, lc_http_req *hr,
                    lc_http_resp *resp, char err[LC_ERR_LEN]);

@@ -2,8 +2,7 @@
  * round-robin, exclusion, fallback when nothing is usable), passive back-off,
  * active checks and the retry rule, against real sockets: two tiny ulfius
  * servers, a port nobody listens on, and a raw server that reads a request
- * and closes without answering (the request was delivered). Ports 23500-23599
- * (stack 5's stand-in range). */
+ * and closes without answering (the request was delivered). */
 #include <arpa/inet.h>
 #include <check.h>
 #include <netinet/in.h>
@@ -20,10 +19,21 @@
 #include "lc/svc.h"
 #include "lc/util.h"
 
-#define PORT_A 23511
-#define PORT_B 23512
-#define PORT_DEAD 23513
-#define PORT_DROP 23514
+/* Ports are picked by the kernel (a socket bound to port 0, then closed), so
+ * parallel stacks never collide. */
+static int PORT_A, PORT_B, PORT_DEAD, PORT_DROP;
+
+static int free_port(void) {
+  int fd = socket(AF_INET, SOCK_STREAM, 0);
+  ck_assert_int_ge(fd, 0);
+  struct sockaddr_in a = {.sin_family = AF_INET, .sin_port = 0};
+  a.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+  ck_assert_int_eq(bind(fd, (struct sockaddr *)&a, sizeof(a)), 0);
+  socklen_t len = sizeof(a);
+  ck_assert_int_eq(getsockname(fd, (struct sockaddr *)&a, &len), 0);
+  close(fd);
+  return ntohs(a.sin_port);
+}
 
 typedef struct {
   struct _u_instance inst;
@@ -108,6 +118,10 @@ static void drop_stop(dropper *d) {
 
 static void setup(void) {
   ck_assert_int_eq(lc_global_init(), LC_OK);
+  PORT_A = free_port();
+  PORT_B = free_port();
+  PORT_DEAD = free_port();
+  PORT_DROP = free_port();
   srv_start(&A, PORT_A);
   srv_start(&B, PORT_B);
 }
@@ -139,6 +153,19 @@ START_TEST(parses_lists) {
   ck_assert_int_eq(gw_pool_init(&p, "x", "http://1,http://2,http://3,http://4,http://5,"
                                         "http://6,http://7,http://8,http://9", 100, err),
                    LC_ERR_PARAM);
+}
+END_TEST
+
+START_TEST(retry_safe_methods) {
+  ck_assert(gw_upstream_retry_safe("GET", "/v1/credits"));
+  ck_assert(gw_upstream_retry_safe("HEAD", "/v1/files/x/content"));
+  ck_assert(gw_upstream_retry_safe("GET", "/v1/reports/abc?x=/download"));
+  ck_assert(!gw_upstream_retry_safe("GET", "/v1/reports/abc/download"));
+  ck_assert(!gw_upstream_retry_safe("GET", "/v1/reports/abc/download?x=1"));
+  ck_assert(!gw_upstream_retry_safe("GET", "/v1/service/metadata/abc"));
+  ck_assert(!gw_upstream_retry_safe("POST", "/v1/files"));
+  ck_assert(!gw_upstream_retry_safe("DELETE", "/v1/files/x"));
+  ck_assert(!gw_upstream_retry_safe(NULL, "/v1/files"));
 }
 END_TEST
 
@@ -223,7 +250,7 @@ static char *do_get(gw_pool *p, const char *method, int *rc_out, int *status) {
   lc_http_req hr = {.method = method, .timeout_ms = 2000, .body = method[0] == 'P' ? "{}" : NULL,
                     .body_len = method[0] == 'P' ? 2 : 0};
   lc_http_resp resp = {0};
-  *rc_out = gw_upstream_do(p, "/work", 0, &hr, &resp, err);
+  *rc_out = gw_upstream_do(p, "/work", gw_upstream_retry_safe(method, "/work"), &hr, &resp, err);
   *status = (int)resp.status;
   char *body = resp.body != NULL ? strdup(resp.body) : NULL;
   lc_http_resp_free(&resp);
@@ -243,7 +270,9 @@ START_TEST(connect_failure_is_retried_on_another_instance) {
     char *body = do_get(&p, "POST", &rc, &st);
     ck_assert_int_eq(rc, LC_OK);
     ck_assert_int_eq(st, 200);
-    ck_assert_str_eq(body, "23511");
+    char want[16];
+    snprintf(want, sizeof(want), "%d", PORT_A);
+    ck_assert_str_eq(body, want);
     free(body);
   }
   ck_assert_int_eq(atomic_load(&A.hits), 2);
@@ -362,6 +391,7 @@ static Suite *suite(void) {
   Suite *s = suite_create("gw_upstream");
   TCase *pure = tcase_create("selection");
   tcase_add_test(pure, parses_lists);
+  tcase_add_test(pure, retry_safe_methods);
   tcase_add_test(pure, round_robin_and_least_inflight);
   tcase_add_test(pure, passive_backoff_and_active_recovery);
   tcase_add_test(pure, concurrent_picks_are_consistent);
