@@ -1,6 +1,8 @@
 /* Concurrency tests of the gateway's shared in-memory state: rate-limit
  * buckets, the API-key cache (with evictions racing verifications) and the
- * revocation list (events racing checks and purges). Each test hammers one
+ * revocation list (events racing checks and purges), and libcommon's iauth
+ * replay cache that every daemon applies to the gateway's signed requests.
+ * Each test hammers one
  * structure from several threads and then checks the totals; under
  * ThreadSanitizer (tests/checks/tsan.sh) they prove the locking. */
 #include <check.h>
@@ -13,6 +15,7 @@
 #include "gw_keys.h"
 #include "gw_ratelimit.h"
 #include "gw_revoke.h"
+#include "lc/iauth.h"
 #include "lc/util.h"
 
 #define NTHREADS 4
@@ -164,6 +167,43 @@ START_TEST(revoke_list_concurrent_add_check_purge) {
 }
 END_TEST
 
+/* ---- lc_iauth replay cache (every daemon's, behind the gateway's signed
+ * requests): the same nonces offered by several threads are accepted once */
+
+static lc_iauth_replay *g_replay;
+static atomic_int g_accepted;
+
+static void *replay_main(void *arg) {
+  (void)arg;
+  for (int i = 0; i < 5000; i++) {
+    uint8_t nonce[16] = {0};
+    memcpy(nonce, &i, sizeof(i));
+    int rc = lc_iauth_replay_check(g_replay, nonce, 2000 + i / 1000, 1000 + i / 1000);
+    if (rc == LC_OK)
+      atomic_fetch_add(&g_accepted, 1);
+    else
+      ck_assert_int_eq(rc, LC_ERR_CONFLICT);
+    if (i % 500 == 0)
+      (void)lc_iauth_replay_count(g_replay);
+  }
+  return NULL;
+}
+
+START_TEST(replay_cache_accepts_each_nonce_once) {
+  g_replay = lc_iauth_replay_new(100000);
+  ck_assert_ptr_nonnull(g_replay);
+  atomic_store(&g_accepted, 0);
+  pthread_t th[NTHREADS];
+  for (int t = 0; t < NTHREADS; t++)
+    ck_assert_int_eq(pthread_create(&th[t], NULL, replay_main, NULL), 0);
+  for (int t = 0; t < NTHREADS; t++)
+    pthread_join(th[t], NULL);
+  ck_assert_int_eq(atomic_load(&g_accepted), 5000);
+  ck_assert_uint_eq(lc_iauth_replay_count(g_replay), 5000);
+  lc_iauth_replay_free(g_replay);
+}
+END_TEST
+
 int main(void) {
   if (lc_global_init() != LC_OK)
     return EXIT_FAILURE;
@@ -173,6 +213,7 @@ int main(void) {
   tcase_add_test(tc, rate_limit_grants_exactly_n);
   tcase_add_test(tc, key_cache_concurrent_resolve_and_evict);
   tcase_add_test(tc, revoke_list_concurrent_add_check_purge);
+  tcase_add_test(tc, replay_cache_accepts_each_nonce_once);
   suite_add_tcase(s, tc);
   SRunner *sr = srunner_create(s);
   srunner_run_all(sr, CK_NORMAL);
