@@ -45,6 +45,7 @@ int gw_pool_init(gw_pool *p, const char *name, const char *url_list, int64_t bac
     snprintf(in->series, sizeof(in->series),
              "gateway_upstream_up{service=\"%s\",instance=\"%s\"}", name, host);
     atomic_init(&in->checked_up, 1);
+    atomic_init(&in->alive, 1);
     atomic_init(&in->down_until, 0);
     atomic_init(&in->inflight, 0);
     atomic_init(&in->picks, 0);
@@ -79,13 +80,16 @@ int gw_upstream_pick(gw_pool *p, int exclude, int64_t now_ms) {
   if (p->n == 0 || (p->n == 1 && exclude == 0))
     return -1;
   unsigned start = atomic_fetch_add(&p->rr, 1u) % (unsigned)p->n;
-  int best = -1, best_load = 0, fallback = -1;
+  int best = -1, best_load = 0, fallback = -1, alive = -1;
   for (int k = 0; k < p->n; k++) {
     int i = (int)((start + (unsigned)k) % (unsigned)p->n);
     if (i == exclude)
       continue;
     if (fallback < 0)
       fallback = i;
+    if (alive < 0 && atomic_load(&p->inst[i].alive) &&
+        atomic_load(&p->inst[i].down_until) <= now_ms)
+      alive = i;
     if (!gw_upstream_usable(p, i, now_ms))
       continue;
     int load = atomic_load(&p->inst[i].inflight);
@@ -94,8 +98,8 @@ int gw_upstream_pick(gw_pool *p, int exclude, int64_t now_ms) {
       best_load = load;
     }
   }
-  if (best < 0)
-    best = fallback; /* nothing usable: still try, round-robin */
+  if (best < 0) /* nothing usable: still try, an answering instance first */
+    best = alive >= 0 ? alive : fallback;
   if (best >= 0) {
     atomic_fetch_add(&p->inst[best].inflight, 1);
     atomic_fetch_add(&p->inst[best].picks, 1);
@@ -130,6 +134,18 @@ void gw_upstream_set_checked(gw_pool *p, int i, int up) {
   if (was != (up ? 1 : 0))
     lc_log_info("Event - %s instance %s is %s (readiness check)", p->name, in->base_url,
                 up ? "up" : "down");
+}
+
+void gw_upstream_set_alive(gw_pool *p, int i, int alive) {
+  if (i >= 0 && i < p->n)
+    atomic_store(&p->inst[i].alive, alive ? 1 : 0);
+}
+
+int gw_upstream_nalive(const gw_pool *p) {
+  int k = 0;
+  for (int i = 0; i < p->n; i++)
+    k += atomic_load(&p->inst[i].alive);
+  return k;
 }
 
 const char *gw_upstream_url(const gw_pool *p, int i) {
@@ -232,8 +248,10 @@ int gw_health_check_pool(gw_pool *p, long timeout_ms) {
     snprintf(url, sizeof(url), "%s/readyz", p->inst[i].base_url);
     lc_http_req hr = {.method = "GET", .url = url, .timeout_ms = timeout_ms, .max_resp = 4096};
     lc_http_resp hres = {0};
-    int ok = lc_http_do(&hr, &hres, err) == LC_OK && hres.status == 200;
+    int answered = lc_http_do(&hr, &hres, err) == LC_OK;
+    int ok = answered && hres.status == 200;
     lc_http_resp_free(&hres);
+    gw_upstream_set_alive(p, i, answered);
     gw_upstream_set_checked(p, i, ok);
     up += ok;
   }

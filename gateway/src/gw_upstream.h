@@ -10,8 +10,9 @@
  *   active  - a background thread (gw_health) GETs <base>/readyz of every
  *             instance every interval; 200 = up (and ends a back-off),
  *             anything else = down.
- * When no instance is usable the pool is still tried, round-robin over all
- * (a stale "down" must never turn into a self-inflicted outage).
+ * When no instance is usable the pool is still tried, round-robin, an
+ * instance that answered its last check and is not backed off first (a stale
+ * "down" must never turn into a self-inflicted outage).
  *
  * Retry rule (gw_upstream_do / gw_upstream_iauth_call): a request that failed
  * before one byte was sent (lc_http_resp.connect_failed) is retried once on
@@ -40,7 +41,8 @@
 typedef struct {
   char base_url[GW_URL_MAX];  /* no trailing slash */
   char series[160];           /* gateway_upstream_up{...} */
-  atomic_int checked_up;      /* last active check: 1 up, 0 down */
+  atomic_int checked_up;      /* last active check: 1 up (/readyz 200), 0 down */
+  atomic_int alive;           /* last active check got an HTTP answer (any status) */
   _Atomic int64_t down_until; /* passive back-off end (lc_mono_ms), 0 = none */
   atomic_int inflight;
   _Atomic uint64_t picks;
@@ -74,6 +76,12 @@ int gw_upstream_pick(gw_pool *p, int exclude, int64_t now_ms);
 void gw_upstream_release(gw_pool *p, int i, int failed, int64_t now_ms);
 /* Records the result of an active check of instance i. */
 void gw_upstream_set_checked(gw_pool *p, int i, int up);
+/* Records whether instance i answered the last check at all, and counts the
+ * instances that did: an instance that answers "not ready" (its database or
+ * broker is down) is alive, and the gateway stays ready while every daemon
+ * has one alive instance (it still answers 503 problems, not a blank). */
+void gw_upstream_set_alive(gw_pool *p, int i, int alive);
+int gw_upstream_nalive(const gw_pool *p);
 /* Base URL of instance i (borrowed). */
 const char *gw_upstream_url(const gw_pool *p, int i);
 /* Publishes gateway_upstream_up for every instance at now_ms. */

@@ -89,14 +89,15 @@ static gw_health g_health;
 static int revocations_loaded(void *ud) { return gw_sync_loaded(ud); }
 
 /* /readyz: revocation list loaded and at least one instance of every
- * upstream usable (the health thread keeps that state: no probe fans out). */
+ * upstream alive, i.e. it answered the health thread's last check (no probe
+ * fans out). A daemon that answers "not ready" (chain node or broker down)
+ * keeps the gateway ready: its routes answer the daemon's own 503s. */
 static int ready(void *ud) {
   const gw_ctx *ctx = ud;
   if (!gw_sync_loaded(&g_sync))
     return 0;
-  int64_t now = lc_mono_ms();
   for (int i = 0; i < GW_UP_COUNT; i++)
-    if (ctx->up[i].pool != NULL && gw_upstream_nusable(ctx->up[i].pool, now) == 0)
+    if (ctx->up[i].pool != NULL && gw_upstream_nalive(ctx->up[i].pool) == 0)
       return 0;
   return 1;
 }

@@ -242,6 +242,14 @@ START_TEST(passive_backoff_and_active_recovery) {
   }
   ck_assert_int_eq(seen[0], 2);
   ck_assert_int_eq(seen[1], 2);
+  /* ... an instance that answered its check ("not ready") before a silent one */
+  gw_upstream_set_alive(&p, 0, 0);
+  for (int k = 0; k < 4; k++) {
+    int j = gw_upstream_pick(&p, -1, 1200);
+    ck_assert_int_eq(j, 1);
+    gw_upstream_release(&p, j, 0, 1200);
+  }
+  ck_assert_int_eq(gw_upstream_nalive(&p), 1);
 }
 END_TEST
 
@@ -282,9 +290,13 @@ START_TEST(connect_failure_is_retried_on_another_instance) {
   ck_assert_int_eq(atomic_load(&p.inst[1].inflight), 0);
   /* the active check sees it closed and A ready */
   ck_assert_int_eq(gw_health_check_pool(&p, 500), 1);
-  /* A not ready -> none usable -> requests are still tried (A answers) */
+  ck_assert_int_eq(gw_upstream_nalive(&p), 1);
+  /* A not ready -> none usable -> requests are still tried (A answers);
+   * A answered the check, so it still counts as alive */
   atomic_store(&A.ready, 0);
   ck_assert_int_eq(gw_health_check_pool(&p, 500), 0);
+  ck_assert_int_eq(gw_upstream_nalive(&p), 1);
+  ck_assert(!gw_upstream_usable(&p, 1, lc_mono_ms()));
   int rc = 0, st = 0;
   free(do_get(&p, "GET", &rc, &st));
   ck_assert_int_eq(rc, LC_OK);
