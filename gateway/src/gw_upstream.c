@@ -46,6 +46,7 @@ int gw_pool_init(gw_pool *p, const char *name, const char *url_list, int64_t bac
              "gateway_upstream_up{service=\"%s\",instance=\"%s\"}", name, host);
     atomic_init(&in->checked_up, 1);
     atomic_init(&in->alive, 1);
+    atomic_init(&in->check_fails, 0);
     atomic_init(&in->down_until, 0);
     atomic_init(&in->inflight, 0);
     atomic_init(&in->picks, 0);
@@ -248,11 +249,18 @@ int gw_health_check_pool(gw_pool *p, long timeout_ms) {
     snprintf(url, sizeof(url), "%s/readyz", p->inst[i].base_url);
     lc_http_req hr = {.method = "GET", .url = url, .timeout_ms = timeout_ms, .max_resp = 4096};
     lc_http_resp hres = {0};
-    int answered = lc_http_do(&hr, &hres, err) == LC_OK;
-    int ok = answered && hres.status == 200;
+    int rc = lc_http_do(&hr, &hres, err);
+    int ok = rc == LC_OK && hres.status == 200;
+    int refused = rc != LC_OK && hres.connect_failed;
     lc_http_resp_free(&hres);
-    gw_upstream_set_alive(p, i, answered);
-    gw_upstream_set_checked(p, i, ok);
+    gw_upstream_set_alive(p, i, !refused);
+    /* refused: down now; a "not ready" answer or a timeout: down when it
+     * happens twice in a row (one slow answer under load is no verdict) */
+    int fails = ok ? 0 : atomic_fetch_add(&p->inst[i].check_fails, 1) + 1;
+    if (ok)
+      atomic_store(&p->inst[i].check_fails, 0);
+    if (ok || refused || fails >= 2)
+      gw_upstream_set_checked(p, i, ok);
     up += ok;
   }
   return up;

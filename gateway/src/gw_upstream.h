@@ -8,8 +8,10 @@
  *   passive - a transport failure (refused, reset, timeout) marks the
  *             instance down for backoff_ms;
  *   active  - a background thread (gw_health) GETs <base>/readyz of every
- *             instance every interval; 200 = up (and ends a back-off),
- *             anything else = down.
+ *             instance every interval; 200 = up (and ends a back-off); a
+ *             refused connection = down at once; another answer or a
+ *             timeout = down after two checks in a row (a busy instance
+ *             does not flap).
  * When no instance is usable the pool is still tried, round-robin, an
  * instance that answered its last check and is not backed off first (a stale
  * "down" must never turn into a self-inflicted outage).
@@ -42,7 +44,8 @@ typedef struct {
   char base_url[GW_URL_MAX];  /* no trailing slash */
   char series[160];           /* gateway_upstream_up{...} */
   atomic_int checked_up;      /* last active check: 1 up (/readyz 200), 0 down */
-  atomic_int alive;           /* last active check got an HTTP answer (any status) */
+  atomic_int alive;           /* last active check connected (any answer, or slow) */
+  atomic_int check_fails;     /* consecutive failed checks that did connect */
   _Atomic int64_t down_until; /* passive back-off end (lc_mono_ms), 0 = none */
   atomic_int inflight;
   _Atomic uint64_t picks;
@@ -76,10 +79,11 @@ int gw_upstream_pick(gw_pool *p, int exclude, int64_t now_ms);
 void gw_upstream_release(gw_pool *p, int i, int failed, int64_t now_ms);
 /* Records the result of an active check of instance i. */
 void gw_upstream_set_checked(gw_pool *p, int i, int up);
-/* Records whether instance i answered the last check at all, and counts the
- * instances that did: an instance that answers "not ready" (its database or
- * broker is down) is alive, and the gateway stays ready while every daemon
- * has one alive instance (it still answers 503 problems, not a blank). */
+/* Records whether the last check of instance i connected at all, and counts
+ * the instances that did: an instance that answers "not ready" (its database
+ * or broker is down) or too slowly is alive, and the gateway stays ready
+ * while every daemon has one alive instance (the daemon's routes still
+ * answer, with 503 problems at worst). */
 void gw_upstream_set_alive(gw_pool *p, int i, int alive);
 int gw_upstream_nalive(const gw_pool *p);
 /* Base URL of instance i (borrowed). */

@@ -89,9 +89,9 @@ static gw_health g_health;
 static int revocations_loaded(void *ud) { return gw_sync_loaded(ud); }
 
 /* /readyz: revocation list loaded and at least one instance of every
- * upstream alive, i.e. it answered the health thread's last check (no probe
+ * upstream alive, i.e. the health thread's last check connected (no probe
  * fans out). A daemon that answers "not ready" (chain node or broker down)
- * keeps the gateway ready: its routes answer the daemon's own 503s. */
+ * or slowly keeps the gateway ready: its routes answer the daemon's own 503s. */
 static int ready(void *ud) {
   const gw_ctx *ctx = ud;
   if (!gw_sync_loaded(&g_sync))
