@@ -244,9 +244,13 @@ int gw_upstream_iauth_call(gw_pool *p, int idempotent, const uint8_t *secret, si
 
 int gw_health_check_pool(gw_pool *p, long timeout_ms) {
   int up = 0;
+  /* With one instance there is nothing to choose: liveness (/healthz, free
+   * for the daemon) is all the gateway's readiness needs. /readyz can be
+   * costly (storage-svc's asks its object store). */
+  const char *probe = p->n > 1 ? "/readyz" : "/healthz";
   for (int i = 0; i < p->n; i++) {
     char url[GW_URL_MAX + 16], err[LC_ERR_LEN];
-    snprintf(url, sizeof(url), "%s/readyz", p->inst[i].base_url);
+    snprintf(url, sizeof(url), "%s%s", p->inst[i].base_url, probe);
     lc_http_req hr = {.method = "GET", .url = url, .timeout_ms = timeout_ms, .max_resp = 4096};
     lc_http_resp hres = {0};
     int rc = lc_http_do(&hr, &hres, err);

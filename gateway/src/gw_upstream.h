@@ -8,7 +8,8 @@
  *   passive - a transport failure (refused, reset, timeout) marks the
  *             instance down for backoff_ms;
  *   active  - a background thread (gw_health) GETs <base>/readyz of every
- *             instance every interval; 200 = up (and ends a back-off); a
+ *             instance every interval (/healthz when the pool has one
+ *             instance: no choice to make); 200 = up (and ends a back-off); a
  *             refused connection = down at once; another answer or a
  *             timeout = down after two checks in a row (a busy instance
  *             does not flap).

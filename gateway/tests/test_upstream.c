@@ -51,6 +51,13 @@ static int cb_readyz(const struct _u_request *req, struct _u_response *resp, voi
   return U_CALLBACK_COMPLETE;
 }
 
+static int cb_healthz(const struct _u_request *req, struct _u_response *resp, void *ud) {
+  (void)req;
+  (void)ud;
+  ulfius_set_string_body_response(resp, 200, "h");
+  return U_CALLBACK_COMPLETE;
+}
+
 static int cb_work(const struct _u_request *req, struct _u_response *resp, void *ud) {
   (void)req;
   srv *s = ud;
@@ -67,6 +74,7 @@ static void srv_start(srv *s, int port) {
   atomic_store(&s->ready, 1);
   ck_assert_int_eq(ulfius_init_instance(&s->inst, (unsigned)port, NULL, NULL), U_OK);
   ulfius_add_endpoint_by_val(&s->inst, "GET", "/readyz", NULL, 0, cb_readyz, s);
+  ulfius_add_endpoint_by_val(&s->inst, "GET", "/healthz", NULL, 0, cb_healthz, s);
   ulfius_add_endpoint_by_val(&s->inst, "*", "/work", NULL, 0, cb_work, s);
   ck_assert_int_eq(ulfius_start_framework(&s->inst), U_OK);
 }
@@ -363,6 +371,14 @@ START_TEST(health_thread_detects_changes) {
   ck_assert(gw_upstream_usable(&p, 1, lc_mono_ms()));
   gw_health_stop(&h);
   gw_health_stop(&h); /* idempotent */
+  /* a pool of one is probed for liveness only (/healthz): "not ready" does
+   * not matter when there is no other instance to choose */
+  snprintf(list, sizeof(list), "http://127.0.0.1:%d", PORT_B);
+  ck_assert_int_eq(gw_pool_init(&p, "x", list, 60000, err), LC_OK);
+  atomic_store(&B.ready, 0);
+  ck_assert_int_eq(gw_health_check_pool(&p, 500), 1);
+  ck_assert_int_eq(gw_health_check_pool(&p, 500), 1);
+  ck_assert(gw_upstream_usable(&p, 0, lc_mono_ms()));
 }
 END_TEST
 

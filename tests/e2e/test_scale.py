@@ -238,7 +238,7 @@ def worker(n, admin, users, stop):
         i += 1
         if op == 0:
             r = robust("POST", "/v1/files", token=u.token,
-                       raw=(("line %d %s\n" % (i, uuid.uuid4())) * 1500).encode(),
+                       raw=(("line %d %s\n" % (i, uuid.uuid4())) * 64).encode(),
                        headers={"Content-Type": "text/plain", "X-File-Name": "s%d.txt" % i}, gw=gw)
             if r is not None and r.status == 201:
                 u.files.add(r.json()["id"])
@@ -401,7 +401,7 @@ def main():
             return
         for i, port in enumerate(GW_PORTS):
             env = dict(env0)
-            env.update({"GW_PORT": str(port), "LOG_LEVEL": "info", "GW_HEALTH_INTERVAL_MS": "250",
+            env.update({"GW_PORT": str(port), "LOG_LEVEL": "info", "GW_HEALTH_INTERVAL_MS": "500",
                         "GW_HEALTH_TIMEOUT_MS": "500"})
             for name, _, _ in DAEMONS:
                 env[URL_VARS[name]] = "http://127.0.0.1:%d, http://127.0.0.1:%d" % (first[name], second[name])
