@@ -41,7 +41,8 @@ static const lc_cfg_spec SPECS[] = {
     {"GW_IDLE_TIMEOUT", LC_CFG_INT, 1, 3600, "30", 0, "idle connection timeout (s)"},
     {"GW_UPSTREAM_TIMEOUT_MS", LC_CFG_INT, 100, 600000, "30000", 0, "per-request upstream timeout"},
     {"GW_HEALTH_INTERVAL_MS", LC_CFG_INT, 100, 600000, "1000", 0,
-     "active check (GET /readyz) of every upstream instance every this many ms"},
+     "active check of every upstream instance every this many ms (GET /readyz; /healthz when "
+     "a daemon has one instance)"},
     {"GW_HEALTH_TIMEOUT_MS", LC_CFG_INT, 50, 60000, "1000", 0, "timeout of one active check (ms)"},
     {"GW_UPSTREAM_BACKOFF_MS", LC_CFG_INT, 0, 600000, "5000", 0,
      "an instance that failed a request (refused, reset, timeout) gets no traffic this long "
