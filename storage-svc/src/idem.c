@@ -1,6 +1,8 @@
 /* idem.c - Idempotency-Key claims (idem.h). */
 #include "idem.h"
 
+#include <stdatomic.h>
+#include <stdio.h>
 #include <string.h>
 
 #include "lc/log.h"
@@ -20,28 +22,52 @@ int storage_db_run(lc_db_pool *pool, const char *sql, int n, const char *const *
   return rc;
 }
 
+/* Set once at start (before any request thread) by storage_live_start. */
+static char g_owner[37];
+static atomic_int g_stale_s = 10;
+
+void storage_idem_set_owner(const char *instance_id)
+{
+  lc_strlcpy(g_owner, instance_id != NULL ? instance_id : "", sizeof(g_owner));
+}
+
+void storage_idem_set_stale_s(int seconds)
+{
+  if (seconds > 0)
+    atomic_store(&g_stale_s, seconds);
+}
+
 int storage_idem_claim(lc_db_pool *pool, const char *user_id, const char *key, const char *hash,
                        char result_id[37], char err[LC_ERR_LEN])
 {
-  const char *params[3] = {user_id, key, hash};
+  char stale[16];
+  const char *params[5] = {user_id, key, hash, g_owner[0] != '\0' ? g_owner : NULL, stale};
   PGresult *res = NULL;
   int rc;
 
   result_id[0] = '\0';
+  snprintf(stale, sizeof(stale), "%d", atomic_load(&g_stale_s));
   rc = storage_db_run(pool,
-                      "INSERT INTO storage.idempotency_keys (user_id, key, request_hash) "
-                      "VALUES ($1::uuid, $2, $3) ON CONFLICT (user_id, key) DO UPDATE "
-                      "SET request_hash = EXCLUDED.request_hash, created_at = now() "
+                      "INSERT INTO storage.idempotency_keys (user_id, key, request_hash, owner) "
+                      "VALUES ($1::uuid, $2, $3, $4) ON CONFLICT (user_id, key) DO UPDATE "
+                      "SET request_hash = EXCLUDED.request_hash, created_at = now(), "
+                      "owner = EXCLUDED.owner "
                       "WHERE storage.idempotency_keys.report_id IS NULL "
                       "AND storage.idempotency_keys.file_id IS NULL "
-                      "AND storage.idempotency_keys.created_at < now() - interval '10 minutes' "
+                      /* abandoned: its process is gone (no heartbeat for the stale
+                         period, liveness.h), or the 10-minute fallback */
+                      "AND (storage.idempotency_keys.created_at < now() - interval '10 minutes' "
+                      "OR (storage.idempotency_keys.owner IS NOT NULL AND NOT EXISTS ("
+                      "SELECT 1 FROM storage.instances i WHERE i.id = "
+                      "storage.idempotency_keys.owner AND i.seen_at > now() - "
+                      "make_interval(secs => $5::int)))) "
                       /* never while its work exists (unsettled: the settler completes it) */
                       "AND NOT EXISTS (SELECT 1 FROM storage.reports r WHERE "
                       "r.user_id = $1::uuid AND r.idempotency_key = $2) "
                       "AND NOT EXISTS (SELECT 1 FROM storage.files f WHERE "
                       "f.user_id = $1::uuid AND f.idempotency_key = $2) "
                       "RETURNING 1",
-                      3, params, &res, err);
+                      5, params, &res, err);
   if (rc != LC_OK)
     return rc;
   if (PQntuples(res) == 1) {

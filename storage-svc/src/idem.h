@@ -10,7 +10,9 @@
  * completed only once its report/file is charged and visible (debit_id
  * stored, by the request or by the settler, settle.h); while that work is
  * unsettled the key answers 409. A claim that never completed may be taken
- * over after 10 minutes - but never while a row with the key exists.
+ * over once the process that made it has been gone for the stale period
+ * (no heartbeat, liveness.h) or after 10 minutes - but never while a row with
+ * the key exists.
  * Thread-safe: each call checks out its own pooled connection. */
 #ifndef STORAGE_IDEM_H
 #define STORAGE_IDEM_H
@@ -23,6 +25,13 @@ typedef enum { STORAGE_IDEM_REPORT, STORAGE_IDEM_FILE } storage_idem_kind;
 /* Runs one parameterised statement on its own pooled connection (see lc_db_exec). */
 int storage_db_run(lc_db_pool *pool, const char *sql, int n, const char *const *params,
                    PGresult **res, char err[LC_ERR_LEN]);
+
+/* Records instance_id as the owner of the claims this process makes (called
+ * by storage_live_start before the HTTP server starts). */
+void storage_idem_set_owner(const char *instance_id);
+
+/* Seconds without a heartbeat after which an owner counts as gone (default 10). */
+void storage_idem_set_stale_s(int seconds);
 
 /* LC_OK = claimed by this request; LC_ERR_CONFLICT (in progress),
  * LC_ERR_UNPROCESSABLE (different request), LC_ERR_NOTFOUND with result_id

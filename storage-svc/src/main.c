@@ -21,6 +21,7 @@
 #include "lc/svc.h"
 #include "lc/util.h"
 #include "s3.h"
+#include "liveness.h"
 #include "settle.h"
 
 #ifndef STORAGE_SQL_DIR_DEFAULT
@@ -50,6 +51,11 @@ static const lc_cfg_spec SPECS[] = {
      "settler pass period (ms): unsettled paid rows are resolved with credit-svc"},
     {"STORAGE_SETTLE_GRACE_S", LC_CFG_INT, 30, 3600, "60", 1,
      "age (s) after which a row whose request never finished (crash) is settled"},
+    {"STORAGE_HEARTBEAT_MS", LC_CFG_INT, 100, 60000, "1000", 1,
+     "instance heartbeat period (ms) in storage.instances"},
+    {"STORAGE_CLAIM_STALE_S", LC_CFG_INT, 2, 600, "10", 1,
+     "seconds without a heartbeat after which another instance may take over an unfinished "
+     "Idempotency-Key claim of that instance"},
     {"INTERNAL_SECRET", LC_CFG_SECRET, 64, 128, NULL, 1, "hex HMAC key for internal calls"},
     {"LOG_LEVEL", LC_CFG_STR, 4, 7, "info", 1, "error|warning|info|debug"},
 };
@@ -115,6 +121,7 @@ int main(void)
   static lc_iauth_ctx iauth;
   static ready_ctx rctx;
   static storage_settler settler;
+  static storage_live live;
   storage_settle_ctx sctx;
   const char *secret, *sql_dir;
 
@@ -179,6 +186,13 @@ int main(void)
   rctx.pool = pool;
   rctx.s3 = &s3;
 
+  storage_idem_set_stale_s((int)lc_cfg_int(cfg, "STORAGE_CLAIM_STALE_S"));
+  if (storage_live_start(&live, pool, (int)lc_cfg_int(cfg, "STORAGE_HEARTBEAT_MS"), err) !=
+      LC_OK) {
+    lc_log_error("main - %s", err);
+    goto out;
+  }
+
   if (lc_svc_instance_init(&inst, lc_cfg_str(cfg, "STORAGE_BIND"),
                            (int)lc_cfg_int(cfg, "STORAGE_PORT"),
                            app.files.max_upload + STORAGE_MP_OVERHEAD, err) != LC_OK) {
@@ -211,6 +225,7 @@ int main(void)
   rc = EXIT_SUCCESS;
 out:
   storage_settler_stop(&settler);
+  storage_live_stop(&live);
   if (started)
     ulfius_stop_framework(&inst);
   if (inst_ok)
