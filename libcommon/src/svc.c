@@ -990,16 +990,15 @@ static enum MHD_Result stream_queue(stream_req *s) {
   return ret;
 }
 
-/* An early answer: read and discard the rest of the body when it is
- * bounded by max_body (so the client gets to read the answer), else send it
- * now (MHD closes the connection). */
+/* An early answer (begin or data refused, or a chunked body past the
+ * limit): libmicrohttpd 0.9.x queues answers only before the body or after
+ * all of it, so the rest of the body is read and discarded (never stored)
+ * and the answer is sent at its end. A Content-Length body is bounded by
+ * max_body already; a chunked one may be drained for another max_body bytes,
+ * then the connection is closed without an answer. */
 static enum MHD_Result stream_answer_early(stream_req *s) {
-  uint64_t max = s->r->slot->max_body;
-  if (s->clen >= 0 ? (uint64_t)s->clen <= max : s->received <= max) {
-    s->phase = SR_DRAINING;
-    return MHD_YES;
-  }
-  return stream_queue(s);
+  s->phase = SR_DRAINING;
+  return MHD_YES;
 }
 
 static enum MHD_Result svc_access(void *cls, struct MHD_Connection *c, const char *url,
@@ -1046,14 +1045,20 @@ static enum MHD_Result svc_access(void *cls, struct MHD_Connection *c, const cha
     *upload_data_size = 0;
     s->received += n;
     if (s->phase == SR_DRAINING) {
-      if (s->clen < 0 && s->received > s->r->slot->max_body) return stream_queue(s);
+      if (s->clen < 0 && s->received / 2 > s->r->slot->max_body) {
+        lc_log_warn("http %s %s - chunked body far over the limit, connection closed",
+                    s->r->method, s->r->path);
+        lc_svc_observe(s->r->path, s->r->method, 413, (double)(mono_ns() - s->start_ns) / 1e9);
+        s->phase = SR_ANSWERED;
+        return MHD_NO;
+      }
       return MHD_YES;
     }
     if (s->clen < 0 && s->received > s->r->slot->max_body) {
       ulfius_clean_response(&s->resp);
       ulfius_init_response(&s->resp);
       lc_problem(&s->resp, 413, NULL, "request body too large");
-      return stream_queue(s);
+      return stream_answer_early(s);
     }
     if (s->r->ops.data(s->state, upload_data, n, &s->resp) != LC_OK)
       return stream_answer_early(s);
