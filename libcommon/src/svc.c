@@ -1033,7 +1033,12 @@ static enum MHD_Result svc_access(void *cls, struct MHD_Connection *c, const cha
     }
     s->began = 1;
     ret = r->ops.begin(&s->req, &s->resp, &s->state, r->ud);
-    if (ret != U_CALLBACK_CONTINUE) return stream_answer_early(s);
+    if (ret != U_CALLBACK_CONTINUE) {
+      /* A client waiting for "100 Continue" has sent no body: answer now. */
+      const char *ex = u_map_get_case(s->req.map_header, "Expect");
+      if (ex != NULL && strcasestr(ex, "100-continue") != NULL) return stream_queue(s);
+      return stream_answer_early(s);
+    }
     return MHD_YES;
   }
   if (s->phase == SR_ANSWERED) { /* answered at once: ignore what still comes */

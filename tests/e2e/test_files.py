@@ -332,6 +332,19 @@ def streaming():
     check("Content-Length shorter than the data: the file is its first Content-Length bytes",
           st == 201 and isinstance(j, dict) and j.get("size_bytes") == 100
           and j.get("sha256") == hashlib.sha256(b"k" * 100).hexdigest(), (st, str(j)[:200]))
+    # 7. refused on headers while the client waits for "100 Continue": the
+    # answer comes without the body being sent
+    s = tls_socket()
+    s.sendall(("POST /v1/files HTTP/1.1\r\nHost: %s\r\nAuthorization: Bearer not-a-token\r\n"
+               "Content-Type: text/plain\r\nContent-Length: 5000000\r\nExpect: 100-continue\r\n\r\n"
+               % GW_HOST).encode())
+    s.settimeout(10)
+    try:
+        st, _, _ = read_response(s)
+    except OSError as e:
+        st = repr(e)
+    s.close()
+    check("bad credentials with Expect: 100-continue -> 401 before any body byte", st == 401, st)
     r = upload_raw(tok, b"after the cut uploads\n", "text/plain", name="after.txt")
     check("uploads work after cut bodies", r.status == 201, (r.status, r.body[:200]))
 

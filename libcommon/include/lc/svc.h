@@ -133,8 +133,10 @@ void lc_svc_observe(const char *route, const char *method, int status, double se
  * max_body -> 413, both before begin; a body without Content-Length
  * (chunked) is cut at max_body with 413. When begin or data answered early,
  * the rest of the body (at most max_body bytes) is read and discarded
- * before the answer is sent, so the client can read it; beyond that the
- * answer is sent at once and the connection closed. Answers carry
+ * before the answer is sent (libmicrohttpd 0.9.x queues answers only before
+ * or after the body), so the client can read it; a chunked body is drained
+ * for at most another max_body bytes, then the connection is closed. A
+ * client that sent "Expect: 100-continue" gets begin's refusal at once. Answers carry
  * resp->status, resp->map_header and resp->binary_body (no cookies, no
  * stream_callback). Every request is recorded in the request series under
  * path and logged like lc_svc_route's. */
