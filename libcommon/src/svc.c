@@ -880,11 +880,17 @@ int lc_svc_stream_route(struct _u_instance *inst, const char *method, const char
     if (inst->bind_address == &g_slots[i].addr) slot = &g_slots[i];
   if (slot == NULL) return LC_ERR_PARAM;
   pthread_mutex_lock(&g_hook_lock);
-  if (g_nsroutes >= STREAM_ROUTE_MAX) {
+  /* the same instance, method and path again (an instance struct reused
+   * after ulfius_clean_instance): the new registration replaces the old */
+  for (r = NULL, i = 0; i < g_nsroutes && r == NULL; i++)
+    if (g_sroutes[i].inst == inst && strcmp(g_sroutes[i].method, method) == 0 &&
+        strcmp(g_sroutes[i].path, path) == 0)
+      r = &g_sroutes[i];
+  if (r == NULL && g_nsroutes >= STREAM_ROUTE_MAX) {
     pthread_mutex_unlock(&g_hook_lock);
     return LC_ERR;
   }
-  r = &g_sroutes[g_nsroutes++];
+  if (r == NULL) r = &g_sroutes[g_nsroutes++];
   r->inst = inst;
   r->slot = slot;
   (void)lc_strlcpy(r->method, method, sizeof r->method);
