@@ -16,6 +16,7 @@
 #include "lc/problem.h"
 #include "lc/svc.h"
 #include "lc/util.h"
+#include "gw_upload.h"
 
 /* The public API of SPEC §3: one row per route. */
 static const gw_route ROUTES[] = {
@@ -212,6 +213,10 @@ static int rl_take_or_429(const gw_ctx *ctx, const char *scope, const char *key,
 /* Priority LC_PRIO_LIMITS + request id and security headers on every answer. */
 static int cb_security_headers(const struct _u_request *req, struct _u_response *resp, void *ud) {
   (void)ud;
+  return gw_routes_security_headers(req, resp);
+}
+
+int gw_routes_security_headers(const struct _u_request *req, struct _u_response *resp) {
   char rid[37];
   lc_uuid_v4(rid);
   lc_log_set_rid(rid);
@@ -231,12 +236,9 @@ static int cb_security_headers(const struct _u_request *req, struct _u_response 
   return U_CALLBACK_CONTINUE;
 }
 
-static int cb_dispatch(const struct _u_request *req, struct _u_response *resp, void *ud) {
-  const gw_binding *b = ud;
-  const gw_route *r = b->route;
-  const gw_ctx *ctx = b->ctx;
+int gw_routes_admit(const gw_route *r, const gw_ctx *ctx, const struct _u_request *req,
+                    struct _u_response *resp, gw_principal *pp, char *ip, size_t ipsz) {
   char err[LC_ERR_LEN] = "";
-
   gw_principal p;
   memset(&p, 0, sizeof(p));
   lc_strlcpy(p.id.role, "anon", sizeof(p.id.role));
@@ -253,10 +255,10 @@ static int cb_dispatch(const struct _u_request *req, struct _u_response *resp, v
   }
 
   /* Client address: the socket's peer, or the trusted proxy's last hop. */
-  char peer[64], ip[64];
+  char peer[64];
   gw_proxy_client_ip(req, peer, sizeof(peer));
   gw_rl_client_ip(peer, u_map_get_case(req->map_header, "X-Forwarded-For"), ctx->trusted_proxy,
-                  ip, sizeof(ip));
+                  ip, ipsz);
 
   const gw_rl_rule *rule = &ctx->rules[r->rl];
   char scope[48];
@@ -317,6 +319,19 @@ static int cb_dispatch(const struct _u_request *req, struct _u_response *resp, v
   if (r->access != GW_ACCESS_PUBLIC && !p.is_key && p.jti[0] != '\0' &&
       lc_strlcpy(p.id.jti, p.jti, sizeof(p.id.jti)) == LC_OK)
     p.id.exp = p.exp;
+  *pp = p;
+  return U_CALLBACK_CONTINUE;
+}
+
+static int cb_dispatch(const struct _u_request *req, struct _u_response *resp, void *ud) {
+  const gw_binding *b = ud;
+  const gw_route *r = b->route;
+  const gw_ctx *ctx = b->ctx;
+  char err[LC_ERR_LEN] = "", ip[64];
+  gw_principal p;
+  int ret = gw_routes_admit(r, ctx, req, resp, &p, ip, sizeof(ip));
+  if (ret != U_CALLBACK_CONTINUE)
+    return ret;
 
   const gw_upstream *up = &ctx->up[r->up];
   int rc = gw_proxy_forward_ex(up, req, &p.id, r->pass_cookie, ip, NULL, resp, err);
@@ -344,6 +359,12 @@ int gw_routes_register(struct _u_instance *inst, const gw_ctx *ctx, char err[LC_
   for (size_t i = 0; i < NROUTES; i++) {
     BINDINGS[i].route = &ROUTES[i];
     BINDINGS[i].ctx = ctx;
+    /* uploads stream through (gw_upload.h), outside ulfius */
+    if (strcmp(ROUTES[i].method, "POST") == 0 && strcmp(ROUTES[i].path, "/v1/files") == 0) {
+      if (gw_upload_register(inst, &ROUTES[i], ctx, err) != LC_OK)
+        return LC_ERR;
+      continue;
+    }
     if (lc_svc_route(inst, ROUTES[i].method, ROUTES[i].path, LC_PRIO_APP, cb_dispatch,
                      &BINDINGS[i]) != LC_OK)
       return lc_err_set(err, LC_ERR, "cannot register %s %s", ROUTES[i].method, ROUTES[i].path);

@@ -65,6 +65,19 @@ typedef struct {
   int require_revocations;       /* 1 = 503 on authenticated routes until loaded */
 } gw_ctx;
 
+/* The checks every forwarded request passes, in cb_dispatch's order:
+ * credentials in the query (400), per-IP rate limit (429), authentication
+ * (401/503), authorisation (403), per-account rate limit (429). Returns
+ * U_CALLBACK_CONTINUE with *p (identity to sign, session jti/exp) and ip
+ * (the client address to sign) filled; otherwise resp holds the answer and
+ * the return value is the callback status. */
+int gw_routes_admit(const gw_route *r, const gw_ctx *ctx, const struct _u_request *req,
+                    struct _u_response *resp, gw_principal *p, char *ip, size_t ipsz);
+
+/* Request id (X-Request-Id, the log's request id) and security headers;
+ * U_CALLBACK_CONTINUE, or 400 for a target with an encoded NUL. */
+int gw_routes_security_headers(const struct _u_request *req, struct _u_response *resp);
+
 /* The static route table (borrowed). */
 const gw_route *gw_routes_table(size_t *n);
 

@@ -107,7 +107,24 @@ static size_t header_cb(char *ptr, size_t size, size_t nitems, void *ud) {
   return n;
 }
 
+static int do_request(const lc_http_req *req, lc_http_read_fn read, void *read_ud,
+                      int64_t read_len, lc_http_resp *resp, char err[LC_ERR_LEN]);
+
 int lc_http_do(const lc_http_req *req, lc_http_resp *resp, char err[LC_ERR_LEN]) {
+  return do_request(req, NULL, NULL, 0, resp, err);
+}
+
+int lc_http_do_stream(const lc_http_req *req, lc_http_read_fn read, void *ud, int64_t len,
+                      lc_http_resp *resp, char err[LC_ERR_LEN]) {
+  if (read == NULL) {
+    if (resp != NULL) memset(resp, 0, sizeof *resp);
+    return lc_err_set(err, LC_ERR_PARAM, "http: no read callback");
+  }
+  return do_request(req, read, ud, len, resp, err);
+}
+
+static int do_request(const lc_http_req *req, lc_http_read_fn read, void *read_ud,
+                      int64_t read_len, lc_http_resp *resp, char err[LC_ERR_LEN]) {
   CURL *h;
   CURLcode cc;
   struct curl_slist *hdrs = NULL, *t;
@@ -166,7 +183,25 @@ int lc_http_do(const lc_http_req *req, lc_http_resp *resp, char err[LC_ERR_LEN])
   if (req->aws_sigv4 != NULL) curl_easy_setopt(h, CURLOPT_AWS_SIGV4, req->aws_sigv4);
   if (req->userpwd != NULL) curl_easy_setopt(h, CURLOPT_USERPWD, req->userpwd);
 
-  if (strcasecmp(method, "GET") == 0 && req->body == NULL) {
+  if (read != NULL) {
+    /* streamed body: POST with a read callback (PUT via the custom verb) */
+    if (strcasecmp(method, "POST") != 0) curl_easy_setopt(h, CURLOPT_CUSTOMREQUEST, method);
+    curl_easy_setopt(h, CURLOPT_POST, 1L);
+    curl_easy_setopt(h, CURLOPT_POSTFIELDS, NULL);
+    curl_easy_setopt(h, CURLOPT_READFUNCTION, read);
+    curl_easy_setopt(h, CURLOPT_READDATA, read_ud);
+    if (read_len >= 0) {
+      curl_easy_setopt(h, CURLOPT_POSTFIELDSIZE_LARGE, (curl_off_t)read_len);
+    } else {
+      t = curl_slist_append(hdrs, "Transfer-Encoding: chunked");
+      if (t == NULL) {
+        rc = lc_err_set(err, LC_ERR_NOMEM, "http: header list");
+        goto out;
+      }
+      hdrs = t;
+      curl_easy_setopt(h, CURLOPT_HTTPHEADER, hdrs);
+    }
+  } else if (strcasecmp(method, "GET") == 0 && req->body == NULL) {
     curl_easy_setopt(h, CURLOPT_HTTPGET, 1L);
   } else if (strcasecmp(method, "HEAD") == 0) {
     curl_easy_setopt(h, CURLOPT_NOBODY, 1L);

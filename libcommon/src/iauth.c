@@ -274,16 +274,28 @@ typedef struct {
       *exp;
 } canon_fields;
 
-/* hex(HMAC(secret, canonical v2)) into sig_hex[65]. */
+/* The body field of an unsigned-payload signature (see iauth.h). */
+static void unsigned_marker(const char *content_length, char out[65]) {
+  snprintf(out, 65, "%s%s", LC_IAUTH_UNSIGNED_PAYLOAD,
+           content_length != NULL ? content_length : "");
+}
+
+/* hex(HMAC(secret, canonical v2)) into sig_hex[65]; marker != NULL replaces
+ * the body hash (unsigned payload). */
 static void compute_sig(const uint8_t *secret, size_t secret_len, const canon_fields *f,
-                        const void *body, size_t body_len, char sig_hex[65]) {
+                        const void *body, size_t body_len, const char *marker,
+                        char sig_hex[65]) {
   uint8_t bh[32], mac[32];
   char bh_hex[65];
   size_t cap;
   char *canon;
   int n;
-  lc_sha256(body, body_len, bh);
-  lc_hex_encode(bh, 32, bh_hex);
+  if (marker != NULL) {
+    (void)lc_strlcpy(bh_hex, marker, sizeof bh_hex);
+  } else {
+    lc_sha256(body, body_len, bh);
+    lc_hex_encode(bh, 32, bh_hex);
+  }
   cap = strlen(f->method) + strlen(f->path) + strlen(f->user) + strlen(f->role) +
         strlen(f->scope) + strlen(f->rid) + strlen(f->ts) + strlen(f->nonce) + 64 +
         strlen(f->ct) + strlen(f->idem) + strlen(f->cip) + strlen(f->jti) + strlen(f->exp) + 32;
@@ -309,10 +321,34 @@ static void put_line(lc_iauth_headers *h, const char *name, const char *value) {
   h->ptr[h->count] = NULL;
 }
 
+static int sign_common(const uint8_t *secret, size_t secret_len, const char *method,
+                       const char *path_query, const lc_identity *id, const void *body,
+                       size_t body_len, const char *marker, const char *content_type,
+                       const char *idempotency_key, int64_t now_s, lc_iauth_headers *out);
+
 int lc_iauth_sign(const uint8_t *secret, size_t secret_len, const char *method,
                   const char *path_query, const lc_identity *id, const void *body,
                   size_t body_len, const char *content_type, const char *idempotency_key,
                   int64_t now_s, lc_iauth_headers *out) {
+  return sign_common(secret, secret_len, method, path_query, id, body, body_len, NULL,
+                     content_type, idempotency_key, now_s, out);
+}
+
+int lc_iauth_sign_unsigned(const uint8_t *secret, size_t secret_len, const char *method,
+                           const char *path_query, const lc_identity *id,
+                           int64_t content_length, const char *content_type,
+                           const char *idempotency_key, int64_t now_s, lc_iauth_headers *out) {
+  char cl[24] = "", marker[65];
+  if (content_length >= 0) snprintf(cl, sizeof cl, "%" PRId64, content_length);
+  unsigned_marker(cl, marker);
+  return sign_common(secret, secret_len, method, path_query, id, NULL, 0, marker, content_type,
+                     idempotency_key, now_s, out);
+}
+
+static int sign_common(const uint8_t *secret, size_t secret_len, const char *method,
+                       const char *path_query, const lc_identity *id, const void *body,
+                       size_t body_len, const char *marker, const char *content_type,
+                       const char *idempotency_key, int64_t now_s, lc_iauth_headers *out) {
   char ts[24], sig[65], nonce[2 * NONCE_BYTES + 1], exps[24] = "";
   uint8_t nb[NONCE_BYTES];
   canon_fields f;
@@ -340,7 +376,7 @@ int lc_iauth_sign(const uint8_t *secret, size_t secret_len, const char *method,
   f.cip = id->client_ip;
   f.jti = id->jti;
   f.exp = exps;
-  compute_sig(secret, secret_len, &f, body, body_len, sig);
+  compute_sig(secret, secret_len, &f, body, body_len, marker, sig);
   memset(out, 0, sizeof *out);
   put_line(out, H_RID, id->request_id);
   put_line(out, H_USER, id->user_id);
@@ -384,8 +420,22 @@ static int parse_nonce(const char *s, uint8_t out[NONCE_BYTES]) {
   return lc_hex_decode(s, out, NONCE_BYTES, &len) == LC_OK && len == NONCE_BYTES;
 }
 
+static int verify_common(const struct _u_request *req, const lc_iauth_ctx *ctx, int64_t now_s,
+                         int unsigned_payload, lc_identity *out, char err[LC_ERR_LEN]);
+
 int lc_iauth_verify(const struct _u_request *req, const lc_iauth_ctx *ctx, int64_t now_s,
                     lc_identity *out, char err[LC_ERR_LEN]) {
+  return verify_common(req, ctx, now_s, 0, out, err);
+}
+
+int lc_iauth_verify_unsigned(const struct _u_request *req, const lc_iauth_ctx *ctx,
+                             int64_t now_s, lc_identity *out, char err[LC_ERR_LEN]) {
+  return verify_common(req, ctx, now_s, 1, out, err);
+}
+
+static int verify_common(const struct _u_request *req, const lc_iauth_ctx *ctx, int64_t now_s,
+                         int unsigned_payload, lc_identity *out, char err[LC_ERR_LEN]) {
+  char marker[65];
   const char *rid, *user, *role, *scope, *ts, *nonce, *sig, *method, *path;
   const char *ct, *idem, *cip, *jti, *exps;
   char want[65];
@@ -454,8 +504,16 @@ int lc_iauth_verify(const struct _u_request *req, const lc_iauth_ctx *ctx, int64
   f.cip = cip;
   f.jti = jti;
   f.exp = exps;
+  if (unsigned_payload) {
+    /* The received Content-Length text ("" for a chunked body). */
+    const char *cl = u_map_get_case(req->map_header, "Content-Length");
+    if (cl != NULL && (strlen(cl) > 19 || strspn(cl, "0123456789") != strlen(cl)))
+      return lc_err_set(err, LC_ERR_UNAUTH, "internal auth: bad Content-Length");
+    unsigned_marker(cl, marker);
+  }
   compute_sig(ctx->secret, ctx->secret_len, &f, req->binary_body,
-              req->binary_body ? req->binary_body_length : 0, want);
+              req->binary_body ? req->binary_body_length : 0,
+              unsigned_payload ? marker : NULL, want);
   if (!lc_ct_eq(want, sig, 64)) {
     sodium_memzero(want, sizeof want);
     return lc_err_set(err, LC_ERR_UNAUTH, "internal auth: signature mismatch");

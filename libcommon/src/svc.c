@@ -69,6 +69,24 @@ typedef struct {
 static svc_slot g_slots[LC_SVC_MAX_INSTANCES];
 static atomic_int g_nslots = 0;
 
+/* streaming routes (end of file) */
+typedef struct {
+  struct _u_instance *inst;
+  MHD_AccessHandlerCallback dh; /* ulfius' dispatcher */
+  void *dh_cls;
+  int hooked;
+} svc_hook;
+static int has_stream_routes(const struct _u_instance *inst);
+static void svc_completed(void *cls, struct MHD_Connection *c, void **con_cls,
+                          enum MHD_RequestTerminationCode toe);
+static void *svc_uri_log(void *cls, const char *uri, struct MHD_Connection *c);
+static void svc_notify_conn(void *cls, struct MHD_Connection *c, void **socket_context,
+                            enum MHD_ConnectionNotificationCode code);
+static svc_hook g_hooks[LC_SVC_MAX_INSTANCES];
+static int g_nhooks;
+static pthread_mutex_t g_hook_lock = PTHREAD_MUTEX_INITIALIZER;
+static svc_hook *g_hook_pending; /* set by lc_svc_start around the ulfius start */
+
 /* ---- signals ---- */
 
 int lc_svc_block_signals(void) {
@@ -628,20 +646,30 @@ int lc_svc_add_ops(struct _u_instance *inst, const char *app, lc_ready_fn ready,
 
 int lc_svc_start(struct _u_instance *inst, const char *key_pem, const char *cert_pem,
                  unsigned int max_conns, unsigned int idle_timeout_s, char err[LC_ERR_LEN]) {
-  struct MHD_OptionItem ops[10];
+  struct MHD_OptionItem ops[12];
   unsigned int flags = MHD_USE_THREAD_PER_CONNECTION | MHD_USE_INTERNAL_POLLING_THREAD |
                        MHD_USE_ERROR_LOG;
-  int i = 0;
+  int i = 0, streams, rc;
+  svc_hook *h;
   if (inst == NULL) return lc_err_set(err, LC_ERR_PARAM, "svc: no instance");
   if ((key_pem == NULL) != (cert_pem == NULL))
     return lc_err_set(err, LC_ERR_PARAM, "svc: TLS needs both key and certificate");
   if (max_conns == 0) max_conns = 512;
   if (idle_timeout_s == 0) idle_timeout_s = 30;
-  /* The two options ulfius' API.md marks mandatory. */
-  ops[i++] = (struct MHD_OptionItem){MHD_OPTION_NOTIFY_COMPLETED, (intptr_t)mhd_request_completed,
-                                     NULL};
-  ops[i++] = (struct MHD_OptionItem){MHD_OPTION_URI_LOG_CALLBACK, (intptr_t)ulfius_uri_logger,
-                                     NULL};
+  streams = has_stream_routes(inst);
+  /* The two options ulfius' API.md marks mandatory (with stream routes, our
+   * wrappers, which call ulfius' own; see "streaming routes" below). */
+  if (streams) {
+    ops[i++] = (struct MHD_OptionItem){MHD_OPTION_NOTIFY_COMPLETED, (intptr_t)svc_completed, NULL};
+    ops[i++] = (struct MHD_OptionItem){MHD_OPTION_URI_LOG_CALLBACK, (intptr_t)svc_uri_log, NULL};
+    ops[i++] = (struct MHD_OptionItem){MHD_OPTION_NOTIFY_CONNECTION, (intptr_t)svc_notify_conn,
+                                       NULL};
+  } else {
+    ops[i++] = (struct MHD_OptionItem){MHD_OPTION_NOTIFY_COMPLETED,
+                                       (intptr_t)mhd_request_completed, NULL};
+    ops[i++] = (struct MHD_OptionItem){MHD_OPTION_URI_LOG_CALLBACK, (intptr_t)ulfius_uri_logger,
+                                       NULL};
+  }
   ops[i++] = (struct MHD_OptionItem){MHD_OPTION_SOCK_ADDR, 0, (void *)inst->bind_address};
   ops[i++] = (struct MHD_OptionItem){MHD_OPTION_CONNECTION_LIMIT, (intptr_t)max_conns, NULL};
   ops[i++] = (struct MHD_OptionItem){MHD_OPTION_CONNECTION_TIMEOUT, (intptr_t)idle_timeout_s,
@@ -654,8 +682,30 @@ int lc_svc_start(struct _u_instance *inst, const char *key_pem, const char *cert
                                        (void *)"NORMAL:-VERS-ALL:+VERS-TLS1.3:+VERS-TLS1.2"};
   }
   ops[i++] = (struct MHD_OptionItem){MHD_OPTION_END, 0, NULL};
-  if (ulfius_start_framework_with_mhd_options(inst, flags, ops) != U_OK)
+  if (!streams) {
+    if (ulfius_start_framework_with_mhd_options(inst, flags, ops) != U_OK)
+      return lc_err_set(err, LC_ERR_IO, "svc: cannot start HTTP server on port %u", inst->port);
+    return LC_OK;
+  }
+  pthread_mutex_lock(&g_hook_lock);
+  if (g_nhooks >= LC_SVC_MAX_INSTANCES) {
+    pthread_mutex_unlock(&g_hook_lock);
+    return lc_err_set(err, LC_ERR, "svc: too many instances");
+  }
+  h = &g_hooks[g_nhooks++];
+  memset(h, 0, sizeof *h);
+  h->inst = inst;
+  g_hook_pending = h;
+  rc = ulfius_start_framework_with_mhd_options(inst, flags, ops);
+  g_hook_pending = NULL;
+  pthread_mutex_unlock(&g_hook_lock);
+  if (rc != U_OK)
     return lc_err_set(err, LC_ERR_IO, "svc: cannot start HTTP server on port %u", inst->port);
+  if (!h->hooked) {
+    ulfius_stop_framework(inst);
+    return lc_err_set(err, LC_ERR, "svc: the streaming hook did not run (MHD_start_daemon is "
+                                   "not interposed); stream routes unavailable");
+  }
   return LC_OK;
 }
 
@@ -714,4 +764,340 @@ int lc_read_file(const char *path, size_t max, char **out, size_t *len, char err
   *out = buf;
   if (len != NULL) *len = n;
   return LC_OK;
+}
+
+/* ---- streaming routes ----
+ *
+ * libulfius starts libmicrohttpd with its own static access handler, which
+ * buffers every body. MHD_start_daemon below is defined in the executable
+ * (libcommon is a static library linked into each daemon), so it interposes
+ * the symbol libulfius calls: for an instance with stream routes it records
+ * ulfius' handler and starts MHD through MHD_start_daemon_va with
+ * svc_access in front of it. svc_access serves the stream routes itself and
+ * passes every other call, unchanged, to ulfius' handler. lc_svc_start checks
+ * that the hook ran (else it fails: stream routes would silently be lost).
+ * Per connection state lives in MHD's socket context (NOTIFY_CONNECTION);
+ * the raw request target is taken from the URI log callback, which then
+ * calls ulfius' own. */
+
+#define STREAM_ROUTE_MAX 8
+#define STREAM_URI_MAX 8192
+
+typedef struct {
+  struct _u_instance *inst;
+  const svc_slot *slot;
+  char method[16];
+  char path[HTTP_ROUTE_MAX];
+  lc_stream_ops ops;
+  void *ud;
+} stream_route;
+
+static stream_route g_sroutes[STREAM_ROUTE_MAX];
+static int g_nsroutes;
+
+
+enum { SR_READING = 0, SR_DRAINING, SR_ANSWERED };
+
+typedef struct {
+  const stream_route *r;
+  struct MHD_Connection *conn;
+  struct _u_request req;
+  struct _u_response resp;
+  void *state;
+  int phase;
+  int began;     /* begin ran: done() is owed */
+  int ended;     /* end ran */
+  int queued;    /* the answer was handed to MHD */
+  int64_t clen;  /* -1 = no Content-Length */
+  uint64_t received;
+  int64_t start_ns;
+} stream_req;
+
+typedef struct {
+  char *uri;     /* raw target of the current request (URI log callback) */
+  stream_req *s; /* the current request when it is a stream route */
+} svc_conn;
+
+static void stream_free(stream_req *s, int completed) {
+  if (s == NULL) return;
+  if (s->began && s->r->ops.done != NULL) s->r->ops.done(s->state, completed);
+  ulfius_clean_request(&s->req);
+  ulfius_clean_response(&s->resp);
+  free(s);
+}
+
+static svc_conn *conn_ctx(struct MHD_Connection *c) {
+  const union MHD_ConnectionInfo *ci =
+      MHD_get_connection_info(c, MHD_CONNECTION_INFO_SOCKET_CONTEXT);
+  return ci != NULL ? ci->socket_context : NULL;
+}
+
+static void svc_notify_conn(void *cls, struct MHD_Connection *c, void **socket_context,
+                            enum MHD_ConnectionNotificationCode code) {
+  (void)cls;
+  (void)c;
+  if (code == MHD_CONNECTION_NOTIFY_STARTED) {
+    *socket_context = calloc(1, sizeof(svc_conn));
+  } else if (code == MHD_CONNECTION_NOTIFY_CLOSED && *socket_context != NULL) {
+    svc_conn *sc = *socket_context;
+    stream_free(sc->s, 0);
+    free(sc->uri);
+    free(sc);
+    *socket_context = NULL;
+  }
+}
+
+static void *svc_uri_log(void *cls, const char *uri, struct MHD_Connection *c) {
+  svc_conn *sc = conn_ctx(c);
+  if (sc != NULL) {
+    free(sc->uri);
+    sc->uri = (uri != NULL && strlen(uri) < STREAM_URI_MAX) ? strdup(uri) : NULL;
+  }
+  return ulfius_uri_logger(cls, uri);
+}
+
+static void svc_completed(void *cls, struct MHD_Connection *c, void **con_cls,
+                          enum MHD_RequestTerminationCode toe) {
+  svc_conn *sc = conn_ctx(c);
+  if (sc != NULL && sc->s != NULL) {
+    stream_req *s = sc->s;
+    sc->s = NULL;
+    stream_free(s, s->ended && s->queued && toe == MHD_REQUEST_TERMINATED_COMPLETED_OK);
+  }
+  mhd_request_completed(cls, c, con_cls, toe);
+}
+
+int lc_svc_stream_route(struct _u_instance *inst, const char *method, const char *path,
+                        const lc_stream_ops *ops, void *ud) {
+  const svc_slot *slot = NULL;
+  stream_route *r;
+  int i, nslots = atomic_load(&g_nslots);
+  if (inst == NULL || method == NULL || path == NULL || ops == NULL || ops->begin == NULL ||
+      ops->data == NULL || ops->end == NULL || strlen(method) >= sizeof r->method ||
+      strlen(path) >= sizeof r->path || path[0] != '/')
+    return LC_ERR_PARAM;
+  for (i = 0; i < nslots && i < LC_SVC_MAX_INSTANCES; i++)
+    if (inst->bind_address == &g_slots[i].addr) slot = &g_slots[i];
+  if (slot == NULL) return LC_ERR_PARAM;
+  pthread_mutex_lock(&g_hook_lock);
+  /* the same instance, method and path again (an instance struct reused
+   * after ulfius_clean_instance): the new registration replaces the old */
+  for (r = NULL, i = 0; i < g_nsroutes && r == NULL; i++)
+    if (g_sroutes[i].inst == inst && strcmp(g_sroutes[i].method, method) == 0 &&
+        strcmp(g_sroutes[i].path, path) == 0)
+      r = &g_sroutes[i];
+  if (r == NULL && g_nsroutes >= STREAM_ROUTE_MAX) {
+    pthread_mutex_unlock(&g_hook_lock);
+    return LC_ERR;
+  }
+  if (r == NULL) r = &g_sroutes[g_nsroutes++];
+  r->inst = inst;
+  r->slot = slot;
+  (void)lc_strlcpy(r->method, method, sizeof r->method);
+  (void)lc_strlcpy(r->path, path, sizeof r->path);
+  r->ops = *ops;
+  r->ud = ud;
+  pthread_mutex_unlock(&g_hook_lock);
+  return LC_OK;
+}
+
+static int has_stream_routes(const struct _u_instance *inst) {
+  int i;
+  for (i = 0; i < g_nsroutes; i++)
+    if (g_sroutes[i].inst == inst) return 1;
+  return 0;
+}
+
+static const stream_route *stream_match(const struct _u_instance *inst, const char *method,
+                                        const char *uri) {
+  size_t plen;
+  int i;
+  if (uri == NULL || method == NULL) return NULL;
+  plen = strcspn(uri, "?");
+  for (i = 0; i < g_nsroutes; i++) {
+    const stream_route *r = &g_sroutes[i];
+    if (r->inst == inst && strcmp(r->method, method) == 0 && strlen(r->path) == plen &&
+        strncmp(r->path, uri, plen) == 0)
+      return r;
+  }
+  return NULL;
+}
+
+/* ulfius' map filling: a repeated key's values are joined with ','. */
+static enum MHD_Result fill_map(void *cls, enum MHD_ValueKind kind, const char *key,
+                                const char *value) {
+  struct _u_map *m = cls;
+  const char *old;
+  (void)kind;
+  if (key == NULL) return MHD_YES;
+  old = u_map_get(m, key);
+  if (old != NULL) {
+    size_t n = strlen(old) + strlen(value ? value : "") + 2;
+    char *j = malloc(n);
+    if (j == NULL) return MHD_NO;
+    snprintf(j, n, "%s,%s", old, value ? value : "");
+    u_map_put(m, key, j);
+    free(j);
+  } else {
+    u_map_put(m, key, value ? value : "");
+  }
+  return MHD_YES;
+}
+
+static int stream_init_req(stream_req *s, struct MHD_Connection *c, const char *method,
+                           const char *uri) {
+  const union MHD_ConnectionInfo *ci;
+  if (ulfius_init_request(&s->req) != U_OK) return LC_ERR;
+  if (ulfius_init_response(&s->resp) != U_OK) return LC_ERR;
+  s->req.http_verb = o_strdup(method);
+  s->req.http_url = o_strdup(uri);
+  s->req.url_path = o_strndup(uri, strcspn(uri, "?"));
+  if (s->req.http_verb == NULL || s->req.http_url == NULL || s->req.url_path == NULL)
+    return LC_ERR;
+  MHD_get_connection_values(c, MHD_HEADER_KIND, fill_map, s->req.map_header);
+  MHD_get_connection_values(c, MHD_GET_ARGUMENT_KIND, fill_map, s->req.map_url);
+  ci = MHD_get_connection_info(c, MHD_CONNECTION_INFO_CLIENT_ADDRESS);
+  if (ci != NULL && ci->client_addr != NULL) {
+    size_t n = ci->client_addr->sa_family == AF_INET6 ? sizeof(struct sockaddr_in6)
+                                                      : sizeof(struct sockaddr_in);
+    s->req.client_address = o_malloc(sizeof(struct sockaddr_storage));
+    if (s->req.client_address == NULL) return LC_ERR;
+    memset(s->req.client_address, 0, sizeof(struct sockaddr_storage));
+    memcpy(s->req.client_address, ci->client_addr, n);
+  }
+  return LC_OK;
+}
+
+/* Hands s->resp to the connection, records and logs the request. */
+static enum MHD_Result stream_queue(stream_req *s) {
+  struct MHD_Response *m;
+  const char **keys;
+  enum MHD_Result ret;
+  unsigned int status = (unsigned int)s->resp.status;
+  size_t i;
+  double secs = (double)(mono_ns() - s->start_ns) / 1e9;
+  if (status < 100 || status > 599) status = 500;
+  m = MHD_create_response_from_buffer(s->resp.binary_body_length,
+                                      s->resp.binary_body ? s->resp.binary_body : (void *)"",
+                                      MHD_RESPMEM_MUST_COPY);
+  if (m == NULL) return MHD_NO;
+  keys = u_map_enum_keys(s->resp.map_header);
+  for (i = 0; keys != NULL && keys[i] != NULL; i++) {
+    const char *v = u_map_get(s->resp.map_header, keys[i]);
+    if (v != NULL && strpbrk(v, "\r\n") == NULL) MHD_add_response_header(m, keys[i], v);
+  }
+  ret = MHD_queue_response(s->conn, status, m);
+  MHD_destroy_response(m);
+  s->phase = SR_ANSWERED;
+  s->queued = ret == MHD_YES;
+  lc_svc_observe(s->r->path, s->r->method, (int)status, secs);
+  lc_log_info("http %s %s -> %u (%.1f ms)", s->r->method, s->r->path, status, secs * 1e3);
+  lc_log_set_rid(NULL);
+  return ret;
+}
+
+/* An early answer (begin or data refused, or a chunked body past the
+ * limit): libmicrohttpd 0.9.x queues answers only before the body or after
+ * all of it, so the rest of the body is read and discarded (never stored)
+ * and the answer is sent at its end. A Content-Length body is bounded by
+ * max_body already; a chunked one may be drained for another max_body bytes,
+ * then the connection is closed without an answer. */
+static enum MHD_Result stream_answer_early(stream_req *s) {
+  s->phase = SR_DRAINING;
+  return MHD_YES;
+}
+
+static enum MHD_Result svc_access(void *cls, struct MHD_Connection *c, const char *url,
+                                  const char *method, const char *version,
+                                  const char *upload_data, size_t *upload_data_size,
+                                  void **con_cls) {
+  svc_hook *h = cls;
+  svc_conn *sc = conn_ctx(c);
+  stream_req *s = sc != NULL ? sc->s : NULL;
+  if (s == NULL) {
+    const stream_route *r;
+    const char *cl;
+    int ret;
+    if (sc == NULL || sc->uri == NULL || (r = stream_match(h->inst, method, sc->uri)) == NULL)
+      return h->dh(h->dh_cls, c, url, method, version, upload_data, upload_data_size, con_cls);
+    s = calloc(1, sizeof *s);
+    if (s == NULL) return MHD_NO;
+    s->r = r;
+    s->conn = c;
+    s->clen = -1;
+    s->start_ns = mono_ns();
+    sc->s = s;
+    if (stream_init_req(s, c, method, sc->uri) != LC_OK) return MHD_NO;
+    cl = u_map_get_case(s->req.map_header, "Content-Length");
+    if (cl != NULL && lc_parse_i64(cl, 0, INT64_MAX, &s->clen) != LC_OK) {
+      lc_problem(&s->resp, 400, NULL, "invalid Content-Length");
+      return stream_queue(s);
+    }
+    if (s->clen >= 0 && (uint64_t)s->clen > (uint64_t)r->slot->max_body) {
+      lc_problem(&s->resp, 413, NULL, "request body too large");
+      return stream_queue(s);
+    }
+    s->began = 1;
+    ret = r->ops.begin(&s->req, &s->resp, &s->state, r->ud);
+    if (ret != U_CALLBACK_CONTINUE) {
+      /* A client waiting for "100 Continue" has sent no body: answer now. */
+      const char *ex = u_map_get_case(s->req.map_header, "Expect");
+      if (ex != NULL && strcasestr(ex, "100-continue") != NULL) return stream_queue(s);
+      return stream_answer_early(s);
+    }
+    return MHD_YES;
+  }
+  if (s->phase == SR_ANSWERED) { /* answered at once: ignore what still comes */
+    *upload_data_size = 0;
+    return MHD_YES;
+  }
+  if (*upload_data_size > 0) {
+    size_t n = *upload_data_size;
+    *upload_data_size = 0;
+    s->received += n;
+    if (s->phase == SR_DRAINING) {
+      if (s->clen < 0 && s->received / 2 > s->r->slot->max_body) {
+        lc_log_warn("http %s %s - chunked body far over the limit, connection closed",
+                    s->r->method, s->r->path);
+        lc_svc_observe(s->r->path, s->r->method, 413, (double)(mono_ns() - s->start_ns) / 1e9);
+        s->phase = SR_ANSWERED;
+        return MHD_NO;
+      }
+      return MHD_YES;
+    }
+    if (s->clen < 0 && s->received > s->r->slot->max_body) {
+      ulfius_clean_response(&s->resp);
+      ulfius_init_response(&s->resp);
+      lc_problem(&s->resp, 413, NULL, "request body too large");
+      return stream_answer_early(s);
+    }
+    if (s->r->ops.data(s->state, upload_data, n, &s->resp) != LC_OK)
+      return stream_answer_early(s);
+    return MHD_YES;
+  }
+  /* the whole body is in */
+  if (s->phase == SR_READING) {
+    s->ended = 1;
+    (void)s->r->ops.end(s->state, &s->req, &s->resp);
+  }
+  return stream_queue(s);
+}
+
+struct MHD_Daemon *MHD_start_daemon(unsigned int flags, uint16_t port,
+                                    MHD_AcceptPolicyCallback apc, void *apc_cls,
+                                    MHD_AccessHandlerCallback dh, void *dh_cls, ...) {
+  struct MHD_Daemon *d;
+  svc_hook *h = g_hook_pending;
+  va_list ap;
+  va_start(ap, dh_cls);
+  if (h != NULL && dh_cls == (void *)h->inst && dh != svc_access) {
+    h->dh = dh;
+    h->dh_cls = dh_cls;
+    h->hooked = 1;
+    dh = svc_access;
+    dh_cls = h;
+  }
+  d = MHD_start_daemon_va(flags, port, apc, apc_cls, dh, dh_cls, ap);
+  va_end(ap);
+  return d;
 }

@@ -9,5 +9,6 @@ Suite *cfg_suite(void);
 Suite *iauth_suite(void);
 Suite *jwt_suite(void);
 Suite *msg_suite(void);
+Suite *stream_suite(void);
 
 #endif

@@ -16,6 +16,7 @@ int main(void) {
   srunner_add_suite(sr, msg_suite());
   srunner_add_suite(sr, jwt_suite());
   srunner_add_suite(sr, iauth_suite());
+  srunner_add_suite(sr, stream_suite());
   srunner_run_all(sr, CK_NORMAL);
   failed = srunner_ntests_failed(sr);
   srunner_free(sr);

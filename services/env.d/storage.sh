@@ -3,10 +3,10 @@
 # overrides the base line).
 #
 # STORAGE_MAX_UPLOAD: largest accepted file in bytes (10 MiB). The gateway
-# buffers whole request bodies (ulfius) and refuses anything over GW_MAX_BODY
-# with 413 before storage-svc sees it, so GW_MAX_BODY must leave room for the
-# file plus multipart framing (storage-svc allows STORAGE_MAX_UPLOAD + 64 KiB
-# for multipart bodies).
+# refuses a Content-Length over GW_MAX_BODY with 413 before storage-svc sees
+# it (uploads stream through, other routes are buffered up to it), so
+# GW_MAX_BODY must leave room for the file plus multipart framing
+# (storage-svc allows STORAGE_MAX_UPLOAD + 64 KiB for multipart bodies).
 STORAGE_MAX_UPLOAD_BYTES="${STORAGE_MAX_UPLOAD:-10485760}"
 env_line STORAGE_MAX_UPLOAD "$STORAGE_MAX_UPLOAD_BYTES"
 env_line GW_MAX_BODY "$((STORAGE_MAX_UPLOAD_BYTES + 65536))"

@@ -266,15 +266,25 @@ static int prepare(const storage_files_ctx *ctx, const storage_upload *up, stora
   if (up->len > ctx->max_upload)
     return lc_err_set(err, LC_ERR_TOO_LARGE, "the file is larger than %zu bytes",
                       ctx->max_upload);
-  if (up->len == 0 || up->data == NULL)
+  if (up->len == 0 || (up->data == NULL && up->read == NULL))
     return lc_err_set(err, LC_ERR_PARAM, "the file is empty");
-  rc = storage_sniff_decide(up->data, up->len, up->declared_type, f->content_type, err);
-  if (rc != LC_OK)
-    return rc;
+  if (up->read != NULL) {
+    /* streamed: counted, hashed and sniffed on the way in */
+    if (up->sha256 == NULL || strlen(up->sha256) != 64)
+      return lc_err_set(err, LC_ERR, "streamed upload without its checksum");
+    rc = storage_sniff_decide_type(up->sniffed, up->declared_type, f->content_type, err);
+    if (rc != LC_OK)
+      return rc;
+    lc_strlcpy(f->sha256, up->sha256, sizeof(f->sha256));
+  } else {
+    rc = storage_sniff_decide(up->data, up->len, up->declared_type, f->content_type, err);
+    if (rc != LC_OK)
+      return rc;
+    lc_sha256(up->data, up->len, digest); /* the one pass over the bytes */
+    lc_hex_encode(digest, 32, f->sha256);
+  }
   storage_name_sanitize(up->raw_name, up->raw_name != NULL ? up->raw_name_len : 0, "file",
                         f->name);
-  lc_sha256(up->data, up->len, digest); /* the one pass over the bytes */
-  lc_hex_encode(digest, 32, f->sha256);
   f->size_bytes = (int64_t)up->len;
   return LC_OK;
 }
@@ -375,8 +385,12 @@ int storage_files_upload(const storage_files_ctx *ctx, const lc_identity *id,
   snprintf(f.object_key, sizeof(f.object_key), "files/%s/%s", f.user_id, f.id);
   src.p = up->data;
   src.left = up->len;
-  rc = storage_s3_put_stream(ctx->s3, f.object_key, mem_read, &src, up->len, f.sha256,
-                             f.content_type, ierr);
+  if (up->read != NULL)
+    rc = storage_s3_put_stream(ctx->s3, f.object_key, up->read, up->read_ud, up->len, f.sha256,
+                               f.content_type, ierr);
+  else
+    rc = storage_s3_put_stream(ctx->s3, f.object_key, mem_read, &src, up->len, f.sha256,
+                               f.content_type, ierr);
   if (rc != LC_OK) {
     lc_log_error("storage_files_upload - store: %s", ierr);
     rc = lc_err_set(err, rc == LC_ERR_IO ? LC_ERR_IO : LC_ERR_UNAVAIL,

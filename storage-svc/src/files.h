@@ -10,7 +10,8 @@
  *      digest is the stored checksum and SigV4's x-amz-content-sha256);
  *   2. Idempotency-Key claim (replay / 409 / 422, see idem.h);
  *   3. reserve at credit-svc (402);
- *   4. stream the bytes to S3 from the request buffer (no copy);
+ *   4. stream the bytes to S3 (from the spool file of a streamed upload,
+ *      handlers.c, or from the caller's buffer);
  *   5. INSERT the row (debit_id NULL: invisible until committed);
  *   6. commit (or recover, see creditc.h), then set debit_id, then complete
  *      the Idempotency-Key claim.
@@ -41,6 +42,8 @@ typedef struct {
   const storage_creditc *credit;
   size_t max_upload;        /* bytes of file content */
   int settle_grace_s;       /* a 'pending' row is settled after this (0 = default, settle.h) */
+  const char *spool_dir;    /* streamed uploads are spooled to an unlinked file here
+                               (NULL = "/tmp") */
 } storage_files_ctx;
 
 typedef struct {
@@ -60,6 +63,13 @@ typedef struct {
   const char *raw_name;     /* decoded name bytes (may contain NUL), NULL = none */
   size_t raw_name_len;
   const char *declared_type;/* Content-Type of the body or part; NULL = none */
+  /* A streamed upload (read != NULL): the len bytes were already counted,
+   * hashed and sniffed while they arrived and are spooled; read(read_ud)
+   * yields them again for the S3 PUT (data is unused). */
+  storage_s3_read_fn read;
+  void *read_ud;
+  const char *sha256;       /* with read: lowercase hex SHA-256 of the bytes */
+  const char *sniffed;      /* with read: storage_sniff_stream_type (NULL = none) */
 } storage_upload;
 
 /* The paid upload above. On LC_OK *out is the file, *replayed 1 for an

@@ -2,9 +2,14 @@
  * status, send JSON or problem+json (see handlers.h). */
 #include "handlers.h"
 
+#include <errno.h>
+#include <fcntl.h>
+#include <sodium.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <time.h>
+#include <unistd.h>
 
 #include "lc/log.h"
 #include "lc/problem.h"
@@ -12,6 +17,7 @@
 #include "lc/util.h"
 #include "multipart.h"
 #include "names.h"
+#include "sniff.h"
 
 #define BODY_MAX 16384
 
@@ -19,10 +25,9 @@ enum { NEED_READ, NEED_WRITE, NEED_KEY_READ };
 
 /* Identity checks shared by the routes: a real user identity whose API-key
  * scope allows the operation (gateway checks too; this is defence in depth). */
-static int need_identity(const struct _u_response *resp, int need, const lc_identity **out,
-                         const char **detail)
+static int check_identity(const lc_identity *id, int need, const lc_identity **out,
+                          const char **detail)
 {
-  const lc_identity *id = lc_iauth_identity(resp);
   const char *s;
 
   *out = NULL;
@@ -56,6 +61,9 @@ static int need_identity(const struct _u_response *resp, int need, const lc_iden
   *out = id;
   return LC_OK;
 }
+
+static int need_identity(const struct _u_response *resp, int need, const lc_identity **out,
+                         const char **detail);
 
 int storage_idem_key_valid(const char *key)
 {
@@ -264,21 +272,127 @@ static int send_file(struct _u_response *resp, int status, const storage_file *f
   return ret;
 }
 
+static int need_identity(const struct _u_response *resp, int need, const lc_identity **out,
+                         const char **detail)
+{
+  return check_identity(lc_iauth_identity(resp), need, out, detail);
+}
+
 /* ---- files ----------------------------------------------------------------- */
 
-static int cb_file_upload(const struct _u_request *req, struct _u_response *resp, void *ud)
-{
-  storage_app *app = ud;
-  const lc_identity *id;
-  const char *detail = NULL, *idem, *ct, *cl, *hname, *qname;
-  char err[LC_ERR_LEN] = "", rawname[STORAGE_NAME_RAW_MAX + 1];
-  storage_mp_part *part = NULL;
-  storage_upload up;
-  storage_file f;
-  int64_t clen = -1;
-  int rc, replayed = 0, ret, multipart;
+/* POST /v1/files is a stream route (lc_svc_stream_route): the body is never
+ * held whole. begin checks the signed identity (unsigned-payload variant,
+ * lc/iauth.h), the Idempotency-Key, the size announced by Content-Length
+ * and the name, and opens an unlinked spool file; data runs the multipart
+ * parser (multipart bodies) and counts, hashes (SHA-256), sniffs and spools
+ * the file's bytes; end runs the paid upload (files.h) with the spool file
+ * as the S3 PUT's source. Refusals answer after the body was read and
+ * discarded (svc.c), nothing reserved. */
 
-  rc = need_identity(resp, NEED_WRITE, &id, &detail);
+typedef struct {
+  storage_app *app;
+  lc_iauth_ctx *iauth;
+} upload_binding;
+
+static upload_binding g_upload;
+
+typedef struct {
+  storage_app *app;
+  lc_identity id;
+  int fd;
+  uint64_t len;
+  int multipart;
+  storage_mp_stream *mp;
+  crypto_hash_sha256_state sha;
+  storage_sniff_stream sniff;
+  char idem[STORAGE_IDEM_KEY_MAX + 1];
+  int has_idem;
+  char declared[STORAGE_CT_MAX * 4];
+  int has_declared;
+  char rawname[STORAGE_NAME_RAW_MAX + 1];
+  size_t rawname_len;
+  int has_name;
+  int counted;               /* app->inflight was incremented */
+} upload_state;
+
+static int spool_open(const char *dir, char err[LC_ERR_LEN])
+{
+  char path[512];
+  int fd;
+
+#ifdef O_TMPFILE
+  fd = open(dir, O_TMPFILE | O_RDWR | O_EXCL | O_CLOEXEC, 0600);
+  if (fd >= 0)
+    return fd;
+#endif
+  /* no O_TMPFILE on that file system: create, then unlink at once */
+  snprintf(path, sizeof(path), "%s/storage-upload-XXXXXX", dir);
+  fd = mkstemp(path);
+  if (fd < 0) {
+    lc_err_set(err, LC_ERR_IO, "cannot create a spool file in %s: %s", dir, strerror(errno));
+    return -1;
+  }
+  unlink(path);
+  return fd;
+}
+
+/* The spooled bytes again, for the S3 PUT. */
+typedef struct {
+  int fd;
+  uint64_t off;
+} spool_src;
+
+static size_t spool_read(void *ud, char *dst, size_t n)
+{
+  spool_src *src = ud;
+  ssize_t r;
+
+  do {
+    r = pread(src->fd, dst, n, (off_t)src->off);
+  } while (r < 0 && errno == EINTR);
+  if (r <= 0)
+    return 0;
+  src->off += (uint64_t)r;
+  return (size_t)r;
+}
+
+static void upload_free(upload_state *u)
+{
+  if (u == NULL)
+    return;
+  if (u->fd >= 0)
+    close(u->fd);
+  if (u->counted)
+    atomic_fetch_sub(&u->app->inflight, 1);
+  free(u->mp);
+  free(u);
+}
+
+static int up_begin(const struct _u_request *req, struct _u_response *resp, void **state,
+                    void *ud)
+{
+  const upload_binding *b = ud;
+  storage_app *app = b->app;
+  const lc_identity *idp;
+  lc_identity id;
+  const char *detail = NULL, *idem, *ct, *cl, *hname, *qname;
+  char err[LC_ERR_LEN] = "";
+  int64_t clen = -1;
+  upload_state *u;
+  int rc;
+
+  rc = lc_iauth_verify_unsigned(req, b->iauth, (int64_t)time(NULL), &id, err);
+  if (rc != LC_OK) {
+    lc_log_warn("Security - internal auth rejected %s %.128s: %s", req->http_verb,
+                req->url_path, err);
+    if (rc == LC_ERR_UNAVAIL) {
+      u_map_put(resp->map_header, "Retry-After", "1");
+      return lc_problem(resp, 503, NULL, "internal replay cache full, retry later");
+    }
+    return lc_problem(resp, 401, NULL, "invalid internal credentials");
+  }
+  lc_log_set_rid(id.request_id);
+  rc = check_identity(&id, NEED_WRITE, &idp, &detail);
   if (rc != LC_OK)
     return lc_problem_from_err(resp, rc, detail);
   if (atomic_load(&lc_svc_stopping))
@@ -288,80 +402,180 @@ static int cb_file_upload(const struct _u_request *req, struct _u_response *resp
     return lc_problem(resp, 400, NULL,
                       "Idempotency-Key must be 1..128 printable ASCII characters without ','");
   ct = u_map_get_case(req->map_header, "Content-Type");
-  multipart = storage_mp_is_multipart(ct);
   /* size limit from Content-Length, before the body is used or anything reserved */
   cl = u_map_get_case(req->map_header, "Content-Length");
   if (cl != NULL && lc_parse_i64(cl, 0, INT64_MAX, &clen) != LC_OK)
     return lc_problem(resp, 400, NULL, "invalid Content-Length");
-  if (clen < 0)
-    clen = (int64_t)req->binary_body_length;
-  if ((uint64_t)clen > (uint64_t)app->files.max_upload + (multipart ? STORAGE_MP_OVERHEAD : 0) ||
-      req->binary_body_length != (size_t)clen)
+  u = lc_xcalloc(1, sizeof(*u));
+  u->app = app;
+  u->id = id;
+  u->fd = -1;
+  u->multipart = storage_mp_is_multipart(ct);
+  if (clen >= 0 &&
+      (uint64_t)clen > (uint64_t)app->files.max_upload + (u->multipart ? STORAGE_MP_OVERHEAD : 0)) {
+    upload_free(u);
     return lc_problem(resp, 413, NULL, "the file is larger than the upload limit");
-
-  memset(&up, 0, sizeof(up));
-  if (multipart) {
-    part = lc_xmalloc(sizeof(*part));
-    rc = storage_mp_parse(ct, req->binary_body, req->binary_body_length, part, err);
-    if (rc != LC_OK) {
-      ret = lc_problem(resp, 400, NULL, err);
-      goto out;
-    }
-    /* the one part must be the form field "file" (the API contract) */
-    if (strcmp(part->field_name, "file") != 0) {
-      ret = lc_problem(resp, 400, NULL, "the multipart body must carry its file in the field \"file\"");
-      goto out;
-    }
-    up.data = part->data;
-    up.len = part->len;
-    up.declared_type = part->content_type[0] != '\0' ? part->content_type : NULL;
-    if (part->has_filename) {
-      up.raw_name = part->filename;
-      up.raw_name_len = part->filename_len;
-    }
-  } else {
-    up.data = req->binary_body;
-    up.len = req->binary_body_length;
-    up.declared_type = ct;
   }
-  if (up.raw_name == NULL) {
+  if (idem != NULL) {
+    lc_strlcpy(u->idem, idem, sizeof(u->idem));
+    u->has_idem = 1;
+  }
+  if (u->multipart) {
+    u->mp = lc_xmalloc(sizeof(*u->mp));
+    if (storage_mp_stream_init(u->mp, ct, err) != LC_OK) {
+      upload_free(u);
+      return lc_problem(resp, 400, NULL, err);
+    }
+  } else if (ct != NULL) {
+    if (lc_strlcpy(u->declared, ct, sizeof(u->declared)) != LC_OK) {
+      upload_free(u);
+      return lc_problem(resp, 415, NULL, "the declared content type is not allowed");
+    }
+    u->has_declared = 1;
+  }
+  if (!u->multipart) {
     hname = u_map_get_case(req->map_header, "X-File-Name");
     qname = u_map_get(req->map_url, "name");
     if (hname != NULL) {
       size_t n = 0;
       if (strlen(hname) > STORAGE_NAME_RAW_MAX ||
-          storage_name_pct_decode(hname, strlen(hname), rawname, sizeof(rawname), &n) != LC_OK) {
-        ret = lc_problem(resp, 400, NULL,
-                         "X-File-Name must be percent-encoded UTF-8 of at most 4096 bytes");
-        goto out;
+          storage_name_pct_decode(hname, strlen(hname), u->rawname, sizeof(u->rawname), &n) !=
+              LC_OK) {
+        upload_free(u);
+        return lc_problem(resp, 400, NULL,
+                          "X-File-Name must be percent-encoded UTF-8 of at most 4096 bytes");
       }
-      up.raw_name = rawname;
-      up.raw_name_len = n;
+      u->rawname_len = n;
+      u->has_name = 1;
     } else if (qname != NULL) {
       if (strlen(qname) > STORAGE_NAME_RAW_MAX) {
-        ret = lc_problem(resp, 400, NULL, "name is longer than 4096 bytes");
-        goto out;
+        upload_free(u);
+        return lc_problem(resp, 400, NULL, "name is longer than 4096 bytes");
       }
-      up.raw_name = qname;
-      up.raw_name_len = strlen(qname);
+      memcpy(u->rawname, qname, strlen(qname) + 1);
+      u->rawname_len = strlen(qname);
+      u->has_name = 1;
     }
   }
-
+  u->fd = spool_open(app->files.spool_dir != NULL ? app->files.spool_dir : "/tmp", err);
+  if (u->fd < 0) {
+    lc_log_error("up_begin - %s", err);
+    upload_free(u);
+    return lc_problem(resp, 503, NULL, "the service cannot take uploads right now; retry");
+  }
+  crypto_hash_sha256_init(&u->sha);
+  storage_sniff_stream_init(&u->sniff);
   atomic_fetch_add(&app->inflight, 1);
-  rc = storage_files_upload(&app->files, id, &up, idem, &f, &replayed, err);
-  atomic_fetch_sub(&app->inflight, 1);
+  u->counted = 1;
+  *state = u;
+  return U_CALLBACK_CONTINUE;
+}
+
+/* The file's bytes: count, hash, sniff, spool. */
+static int up_sink(void *ud, const uint8_t *p, size_t n)
+{
+  upload_state *u = ud;
+  size_t done = 0;
+
+  u->len += n;
+  if (u->len > u->app->files.max_upload)
+    return LC_ERR_TOO_LARGE;
+  crypto_hash_sha256_update(&u->sha, p, n);
+  storage_sniff_stream_feed(&u->sniff, p, n);
+  while (done < n) {
+    ssize_t w = write(u->fd, p + done, n - done);
+    if (w < 0 && errno == EINTR)
+      continue;
+    if (w <= 0) {
+      lc_log_error("up_sink - spool write: %s", strerror(errno));
+      return LC_ERR_IO;
+    }
+    done += (size_t)w;
+  }
+  return LC_OK;
+}
+
+static int up_data(void *state, const char *buf, size_t len, struct _u_response *resp)
+{
+  upload_state *u = state;
+  char err[LC_ERR_LEN] = "";
+  int rc;
+
+  if (u->multipart)
+    rc = storage_mp_stream_feed(u->mp, (const uint8_t *)buf, len, up_sink, u, err);
+  else
+    rc = up_sink(u, (const uint8_t *)buf, len);
+  if (rc == LC_OK && u->multipart && storage_mp_stream_has_part(u->mp) &&
+      strcmp(u->mp->part.field_name, "file") != 0) {
+    lc_problem(resp, 400, NULL, "the multipart body must carry its file in the field \"file\"");
+    return LC_ERR_PARAM;
+  }
+  if (rc == LC_OK)
+    return LC_OK;
+  if (rc == LC_ERR_TOO_LARGE)
+    lc_problem(resp, 413, NULL, "the file is larger than the upload limit");
+  else if (rc == LC_ERR_PARAM)
+    lc_problem(resp, 400, NULL, err);
+  else
+    lc_problem(resp, 503, NULL, "the upload could not be stored; nothing was charged");
+  return rc;
+}
+
+static int up_end(void *state, const struct _u_request *req, struct _u_response *resp)
+{
+  upload_state *u = state;
+  storage_app *app = u->app;
+  char err[LC_ERR_LEN] = "", sha[65];
+  uint8_t digest[32];
+  storage_upload up;
+  storage_file f;
+  spool_src src = {u->fd, 0};
+  int rc, replayed = 0;
+
+  (void)req;
+  memset(&up, 0, sizeof(up));
+  if (u->multipart) {
+    if (storage_mp_stream_finish(u->mp, err) != LC_OK)
+      return lc_problem(resp, 400, NULL, err);
+    if (strcmp(u->mp->part.field_name, "file") != 0)
+      return lc_problem(resp, 400, NULL,
+                        "the multipart body must carry its file in the field \"file\"");
+    up.declared_type = u->mp->part.content_type[0] != '\0' ? u->mp->part.content_type : NULL;
+    if (u->mp->part.has_filename) {
+      up.raw_name = u->mp->part.filename;
+      up.raw_name_len = u->mp->part.filename_len;
+    }
+  } else {
+    up.declared_type = u->has_declared ? u->declared : NULL;
+  }
+  if (up.raw_name == NULL && u->has_name) {
+    up.raw_name = u->rawname;
+    up.raw_name_len = u->rawname_len;
+  }
+  crypto_hash_sha256_final(&u->sha, digest);
+  lc_hex_encode(digest, 32, sha);
+  up.len = (size_t)u->len;
+  up.read = spool_read;
+  up.read_ud = &src;
+  up.sha256 = sha;
+  up.sniffed = storage_sniff_stream_type(&u->sniff);
+  rc = storage_files_upload(&app->files, &u->id, &up, u->has_idem ? u->idem : NULL, &f,
+                            &replayed, err);
   if (rc != LC_OK) {
     lc_metric_add("storage_uploads_failed_total", 1);
-    ret = paid_problem(resp, rc, err, "the file could not be stored; nothing was charged");
-    goto out;
+    return paid_problem(resp, rc, err, "the file could not be stored; nothing was charged");
   }
   lc_metric_add(replayed ? "storage_uploads_replayed_total" : "storage_uploads_total", 1);
-  ret = send_file(resp, 201, &f);
+  rc = send_file(resp, 201, &f);
   if (replayed)
     ulfius_add_header_to_response(resp, "Idempotent-Replayed", "true");
-out:
-  free(part);
-  return ret;
+  return rc;
+}
+
+static void up_done(void *state, int completed)
+{
+  (void)completed;
+  upload_free(state);
 }
 
 static int cb_file_list(const struct _u_request *req, struct _u_response *resp, void *ud)
@@ -545,7 +759,6 @@ int storage_handlers_register(struct _u_instance *inst, storage_app *app, lc_iau
       {"GET", "/v1/reports", LC_PRIO_APP, cb_list},
       {"GET", "/v1/reports/:id", LC_PRIO_APP, cb_get},
       {"GET", "/v1/reports/:id/download", LC_PRIO_APP, cb_report_download},
-      {"POST", "/v1/files", LC_PRIO_APP, cb_file_upload},
       {"GET", "/v1/files", LC_PRIO_APP, cb_file_list},
       {"GET", "/v1/files/:id", LC_PRIO_APP, cb_file_get},
       {"GET", "/v1/files/:id/content", LC_PRIO_APP, cb_file_content},
@@ -554,6 +767,12 @@ int storage_handlers_register(struct _u_instance *inst, storage_app *app, lc_iau
       {"*", "/v1/*", LC_PRIO_POST, cb_not_found},
   };
 
+  static const lc_stream_ops upload_ops = {up_begin, up_data, up_end, up_done};
+
+  g_upload.app = app;
+  g_upload.iauth = iauth;
+  if (lc_svc_stream_route(inst, "POST", "/v1/files", &upload_ops, &g_upload) != LC_OK)
+    return lc_err_set(err, LC_ERR, "cannot register the upload stream route");
   if (lc_svc_route(inst, "*", "*", LC_PRIO_AUTH, lc_iauth_callback, iauth) != LC_OK)
     return lc_err_set(err, LC_ERR, "cannot register the auth middleware");
   for (size_t i = 0; i < sizeof(routes) / sizeof(routes[0]); i++) {

@@ -16,7 +16,11 @@
  *                                 only, owner's files (costs 3)
  *
  * Every /v1 route first passes lc_iauth_callback (priority LC_PRIO_AUTH):
- * requests without a valid internal signature get 401. Size: the instance
+ * requests without a valid internal signature get 401. POST /v1/files is a
+ * stream route (lc_svc_stream_route): its body is never held whole; it is
+ * verified with lc_iauth_verify_unsigned (the gateway signs the
+ * Content-Length, not a body hash; lc/iauth.h) and spooled to an unlinked
+ * file under STORAGE_SPOOL_DIR while it is counted, hashed and sniffed. Size: the instance
  * body limit is max_upload + STORAGE_MP_OVERHEAD; a raw upload whose
  * Content-Length exceeds max_upload gets 413 before anything is reserved. */
 #ifndef STORAGE_HANDLERS_H

@@ -40,6 +40,8 @@ static const lc_cfg_spec SPECS[] = {
     {"STORAGE_SQL_DIR", LC_CFG_STR, 1, 1024, NULL, 0, "migrations folder (default: source tree)"},
     {"STORAGE_MAX_UPLOAD", LC_CFG_INT, 1024, 1073741824, "10485760", 1,
      "largest accepted file (bytes); the gateway's GW_MAX_BODY must be >= this + 65536"},
+    {"STORAGE_SPOOL_DIR", LC_CFG_STR, 1, 255, "/tmp", 1,
+     "folder for the unlinked spool files of uploads in progress (O_TMPFILE)"},
     {"S3_ENDPOINT", LC_CFG_STR, 8, 255, "http://127.0.0.1:24568", 1, "S3 endpoint scheme://host[:port]"},
     {"S3_ADDRESSING", LC_CFG_STR, 4, 7, "path", 1, "path (endpoint/bucket/key) | virtual (bucket.host/key)"},
     {"S3_TIMEOUT_MS", LC_CFG_INT, 1000, 600000, "30000", 1, "timeout of one S3 request (ms)"},
@@ -176,6 +178,7 @@ int main(void)
   app.files.s3 = &s3;
   app.files.credit = &credit;
   app.files.max_upload = (size_t)lc_cfg_int(cfg, "STORAGE_MAX_UPLOAD");
+  app.files.spool_dir = lc_cfg_str(cfg, "STORAGE_SPOOL_DIR");
   app.reports.settle_grace_s = (int)lc_cfg_int(cfg, "STORAGE_SETTLE_GRACE_S");
   app.files.settle_grace_s = app.reports.settle_grace_s;
   atomic_init(&app.inflight, 0);

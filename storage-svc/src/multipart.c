@@ -288,3 +288,192 @@ int storage_mp_parse(const char *ct, const uint8_t *body, size_t len, storage_mp
   memset(out, 0, sizeof(*out));
   return lc_err_set(err, LC_ERR_PARAM, "malformed multipart delimiter");
 }
+
+/* ---- incremental parser ------------------------------------------------------ */
+
+enum { MPS_HEAD = 0, MPS_DATA, MPS_AFTER, MPS_DONE, MPS_FAILED };
+
+int storage_mp_stream_init(storage_mp_stream *s, const char *ct, char err[LC_ERR_LEN])
+{
+  char b[71];
+  size_t blen = 0;
+  int rc;
+
+  memset(s, 0, sizeof(*s));
+  s->phase = MPS_FAILED;
+  rc = get_boundary(ct, b, &blen, err);
+  if (rc != LC_OK)
+    return rc;
+  if (lc_strlcpy(s->ct, ct, sizeof(s->ct)) != LC_OK)
+    return lc_err_set(err, LC_ERR_PARAM, "multipart Content-Type too long");
+  memcpy(s->delim, "\r\n--", 4);
+  memcpy(s->delim + 4, b, blen);
+  s->dlen = blen + 4;
+  s->phase = MPS_HEAD;
+  return LC_OK;
+}
+
+int storage_mp_stream_has_part(const storage_mp_stream *s)
+{
+  return s->phase == MPS_DATA || s->phase == MPS_AFTER || s->phase == MPS_DONE;
+}
+
+/* The headers block head[0..n) (ending in CRLF CRLF) checked by the
+ * whole-body parser with an empty part and the closing delimiter added. */
+static int head_check(storage_mp_stream *s, size_t n, char err[LC_ERR_LEN])
+{
+  uint8_t buf[sizeof(s->head) + 80];
+  storage_mp_part part;
+  int rc;
+
+  memcpy(buf, s->head, n);
+  memcpy(buf + n, s->delim, s->dlen);
+  memcpy(buf + n + s->dlen, "--", 2);
+  rc = storage_mp_parse(s->ct, buf, n + s->dlen + 2, &part, err);
+  if (rc != LC_OK)
+    return rc;
+  s->part = part;
+  s->part.data = NULL;
+  s->part.len = 0;
+  return LC_OK;
+}
+
+/* Error detail for an unfinished header block (the whole-body parser's). */
+static int head_error(storage_mp_stream *s, char err[LC_ERR_LEN])
+{
+  storage_mp_part part;
+
+  s->phase = MPS_FAILED;
+  if (storage_mp_parse(s->ct, s->head, s->hlen, &part, err) == LC_OK)
+    lc_err_set(err, LC_ERR_PARAM, "multipart part is not terminated by the boundary");
+  return LC_ERR_PARAM;
+}
+
+static int feed_after(storage_mp_stream *s, const uint8_t *p, size_t n, char err[LC_ERR_LEN])
+{
+  while (n > 0 && s->phase == MPS_AFTER) {
+    s->tail[s->ntail++] = *p++;
+    n--;
+    if (s->ntail < 2)
+      continue;
+    if (s->tail[0] == '-' && s->tail[1] == '-') {
+      s->phase = MPS_DONE; /* the epilogue is ignored */
+      return LC_OK;
+    }
+    s->phase = MPS_FAILED;
+    if (s->tail[0] == '\r' && s->tail[1] == '\n')
+      return lc_err_set(err, LC_ERR_PARAM, "exactly one part (the file) is expected");
+    return lc_err_set(err, LC_ERR_PARAM, "malformed multipart delimiter");
+  }
+  return LC_OK;
+}
+
+static int feed_data(storage_mp_stream *s, const uint8_t *p, size_t n, storage_mp_sink sink,
+                     void *ud, char err[LC_ERR_LEN])
+{
+  while (n > 0) {
+    size_t take = n, len, keep;
+    const uint8_t *hit;
+    int rc;
+
+    if (take > STORAGE_MP_SCRATCH)
+      take = STORAGE_MP_SCRATCH;
+    memcpy(s->scratch + s->nhold, p, take);
+    len = s->nhold + take;
+    p += take;
+    n -= take;
+    hit = memmem(s->scratch, len, s->delim, s->dlen);
+    if (hit != NULL) {
+      size_t off = (size_t)(hit - s->scratch), rest = len - off - s->dlen;
+      s->nhold = 0;
+      if (off > 0 && (rc = sink(ud, s->scratch, off)) != LC_OK) {
+        s->phase = MPS_FAILED;
+        return rc;
+      }
+      s->phase = MPS_AFTER;
+      rc = feed_after(s, hit + s->dlen, rest, err);
+      if (rc != LC_OK || s->phase != MPS_AFTER)
+        return rc; /* done: the rest is epilogue */
+      return feed_after(s, p, n, err);
+    }
+    keep = len < s->dlen - 1 ? len : s->dlen - 1;
+    if (len - keep > 0 && (rc = sink(ud, s->scratch, len - keep)) != LC_OK) {
+      s->phase = MPS_FAILED;
+      return rc;
+    }
+    memmove(s->scratch, s->scratch + len - keep, keep);
+    s->nhold = keep;
+  }
+  return LC_OK;
+}
+
+int storage_mp_stream_feed(storage_mp_stream *s, const uint8_t *p, size_t n,
+                           storage_mp_sink sink, void *ud, char err[LC_ERR_LEN])
+{
+  size_t bl = s->dlen - 4;
+
+  if (s->phase == MPS_FAILED)
+    return lc_err_set(err, LC_ERR_PARAM, "malformed multipart body");
+  if (s->phase == MPS_DONE)
+    return LC_OK;
+  if (s->phase == MPS_AFTER)
+    return feed_after(s, p, n, err);
+  if (s->phase == MPS_DATA)
+    return feed_data(s, p, n, sink, ud, err);
+  /* headers: collect up to the blank line */
+  while (n > 0) {
+    size_t from = s->hlen >= 3 ? s->hlen - 3 : 0, take = sizeof(s->head) - s->hlen;
+    const uint8_t *eoh;
+
+    if (take == 0)
+      return head_error(s, err);
+    if (take > n)
+      take = n;
+    memcpy(s->head + s->hlen, p, take);
+    s->hlen += take;
+    p += take;
+    n -= take;
+    if (s->hlen >= bl + 4 && s->head[0] == '-' && s->head[1] == '-' &&
+        memcmp(s->head + 2, s->delim + 4, bl) == 0 && s->head[bl + 2] == '-' &&
+        s->head[bl + 3] == '-') {
+      s->phase = MPS_FAILED;
+      return lc_err_set(err, LC_ERR_PARAM, "multipart body has no part");
+    }
+    eoh = memmem(s->head + from, s->hlen - from, "\r\n\r\n", 4);
+    if (eoh != NULL) {
+      size_t end = (size_t)(eoh - s->head) + 4, extra = s->hlen - end;
+      int rc;
+      if (end > STORAGE_MP_HEAD_MAX)
+        return head_error(s, err);
+      rc = head_check(s, end, err);
+      if (rc != LC_OK) {
+        s->phase = MPS_FAILED;
+        return rc;
+      }
+      s->phase = MPS_DATA;
+      /* bytes after the blank line, then the rest of this chunk */
+      {
+        uint8_t tmp[sizeof(s->head)];
+        memcpy(tmp, s->head + end, extra);
+        rc = feed_data(s, tmp, extra, sink, ud, err);
+      }
+      if (rc != LC_OK || s->phase != MPS_DATA)
+        return rc != LC_OK ? rc : (s->phase == MPS_AFTER ? feed_after(s, p, n, err) : LC_OK);
+      return feed_data(s, p, n, sink, ud, err);
+    }
+  }
+  return LC_OK;
+}
+
+int storage_mp_stream_finish(storage_mp_stream *s, char err[LC_ERR_LEN])
+{
+  if (s->phase == MPS_DONE)
+    return LC_OK;
+  if (s->phase == MPS_HEAD)
+    return head_error(s, err);
+  if (s->phase == MPS_AFTER)
+    return lc_err_set(err, LC_ERR_PARAM, "malformed multipart delimiter");
+  if (s->phase == MPS_DATA)
+    return lc_err_set(err, LC_ERR_PARAM, "multipart part is not terminated by the boundary");
+  return lc_err_set(err, LC_ERR_PARAM, "malformed multipart body");
+}

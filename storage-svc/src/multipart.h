@@ -45,4 +45,43 @@ int storage_mp_is_multipart(const char *content_type);
 int storage_mp_parse(const char *content_type, const uint8_t *body, size_t len,
                      storage_mp_part *out, char err[LC_ERR_LEN]);
 
+/* ---- incremental parser (streamed uploads) ----
+ * The same rules as storage_mp_parse, fed chunk by chunk in any split: the
+ * preamble and part headers are collected in a bounded buffer (at most
+ * STORAGE_MP_HEAD_MAX bytes) and checked with storage_mp_parse; the part's
+ * data goes to sink as it is found, never collected (only up to 75 bytes
+ * that may start the closing delimiter are held back). */
+#define STORAGE_MP_HEAD_MAX (80 + STORAGE_MP_MAX_HEADERS * (STORAGE_MP_MAX_LINE + 2) + 2)
+#define STORAGE_MP_SCRATCH 65536
+
+/* Receives part data; returns LC_OK to go on, anything else stops the
+ * parse with that status. */
+typedef int (*storage_mp_sink)(void *ud, const uint8_t *p, size_t n);
+
+typedef struct {
+  int phase;                    /* internal */
+  char ct[512];                 /* the Content-Type (for error details) */
+  char delim[76];               /* CRLF "--" boundary */
+  size_t dlen;
+  uint8_t head[STORAGE_MP_HEAD_MAX + 80];
+  size_t hlen;
+  uint8_t tail[2];
+  size_t ntail;
+  size_t nhold;                 /* bytes at the start of scratch held back */
+  uint8_t scratch[STORAGE_MP_SCRATCH + 80];
+  storage_mp_part part;         /* data/len unused; valid once headers are in */
+} storage_mp_stream;
+
+/* LC_OK or LC_ERR_PARAM (bad Content-Type / boundary). */
+int storage_mp_stream_init(storage_mp_stream *s, const char *content_type, char err[LC_ERR_LEN]);
+/* Feeds n bytes. LC_OK, LC_ERR_PARAM (malformed, err says why) or the
+ * sink's status. */
+int storage_mp_stream_feed(storage_mp_stream *s, const uint8_t *p, size_t n,
+                           storage_mp_sink sink, void *ud, char err[LC_ERR_LEN]);
+/* 1 once the part headers are parsed (s->part is then valid). */
+int storage_mp_stream_has_part(const storage_mp_stream *s);
+/* After the last chunk: LC_OK when the body was complete (closing
+ * delimiter seen), else LC_ERR_PARAM. */
+int storage_mp_stream_finish(storage_mp_stream *s, char err[LC_ERR_LEN]);
+
 #endif

@@ -161,8 +161,13 @@ static int allowed(const char *t)
 int storage_sniff_decide(const uint8_t *buf, size_t len, const char *declared,
                          char out[STORAGE_CT_MAX], char err[LC_ERR_LEN])
 {
+  return storage_sniff_decide_type(storage_sniff(buf, len), declared, out, err);
+}
+
+int storage_sniff_decide_type(const char *det, const char *declared, char out[STORAGE_CT_MAX],
+                              char err[LC_ERR_LEN])
+{
   char base[STORAGE_CT_MAX];
-  const char *det = storage_sniff(buf, len);
   int rc;
 
   out[0] = '\0';
@@ -189,4 +194,100 @@ int storage_sniff_decide(const uint8_t *buf, size_t len, const char *declared,
   }
   return lc_err_set(err, LC_ERR_MEDIA, "declared content type %s does not match the content (%s)",
                     base, det);
+}
+
+/* ---- incremental ---------------------------------------------------------- */
+
+void storage_sniff_stream_init(storage_sniff_stream *s)
+{
+  memset(s, 0, sizeof(*s));
+  s->first_nb = s->first_nb3 = s->last_nb = -1;
+}
+
+static int blank(uint8_t c)
+{
+  return c == ' ' || c == '\t' || c == '\n' || c == '\v' || c == '\f' || c == '\r';
+}
+
+void storage_sniff_stream_feed(storage_sniff_stream *s, const uint8_t *p, size_t n)
+{
+  for (size_t i = 0; i < n; i++) {
+    uint8_t c = p[i];
+    int64_t off = (int64_t)s->total++;
+
+    if (s->nhead < sizeof(s->head))
+      s->head[s->nhead++] = c;
+    if (!blank(c)) {
+      if (s->first_nb < 0) {
+        s->first_nb = off;
+        s->first_c = c;
+      }
+      if (off >= 3 && s->first_nb3 < 0) {
+        s->first_nb3 = off;
+        s->first_c3 = c;
+      }
+      s->last_nb = off;
+      s->last_c = c;
+    }
+    if (s->not_text)
+      continue;
+    if (s->need == 0) {
+      if (c < 0x80) {
+        if ((c < 0x20 && c != '\t' && c != '\n' && c != '\r' && c != '\f') || c == 0x7f)
+          s->not_text = 1;
+        continue;
+      }
+      if (c >= 0xc2 && c <= 0xdf) {
+        s->seqlen = 2;
+        s->cp = c & 0x1f;
+      } else if (c >= 0xe0 && c <= 0xef) {
+        s->seqlen = 3;
+        s->cp = c & 0x0f;
+      } else if (c >= 0xf0 && c <= 0xf4) {
+        s->seqlen = 4;
+        s->cp = c & 0x07;
+      } else {
+        s->not_text = 1;
+        continue;
+      }
+      s->need = s->seqlen - 1;
+      continue;
+    }
+    if ((c & 0xc0) != 0x80) {
+      s->not_text = 1;
+      continue;
+    }
+    s->cp = (s->cp << 6) | (c & 0x3f);
+    if (--s->need == 0) {
+      uint32_t cp = s->cp;
+      if ((s->seqlen == 3 && cp < 0x800) || (s->seqlen == 4 && (cp < 0x10000 || cp > 0x10ffff)) ||
+          (cp >= 0xd800 && cp <= 0xdfff) || (cp >= 0x80 && cp <= 0x9f))
+        s->not_text = 1;
+    }
+  }
+}
+
+const char *storage_sniff_stream_type(const storage_sniff_stream *s)
+{
+  const char *magic;
+  int bom;
+  int64_t first;
+  uint8_t fc;
+
+  if (s->total == 0)
+    return NULL;
+  /* the magic numbers need at most the first 8 bytes */
+  magic = storage_sniff(s->head, s->nhead);
+  if (magic != NULL && strncmp(magic, "text/", 5) != 0 && strcmp(magic, "application/json") != 0)
+    return magic;
+  if (s->not_text || s->need != 0)
+    return NULL;
+  bom = s->nhead >= 3 && s->head[0] == 0xef && s->head[1] == 0xbb && s->head[2] == 0xbf;
+  first = bom ? s->first_nb3 : s->first_nb;
+  fc = bom ? s->first_c3 : s->first_c;
+  if (first < 0 || s->last_nb < first + 1)
+    return "text/plain";
+  if ((fc == '{' && s->last_c == '}') || (fc == '[' && s->last_c == ']'))
+    return "application/json";
+  return "text/plain";
 }

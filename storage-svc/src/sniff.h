@@ -37,4 +37,31 @@ const char *storage_sniff(const uint8_t *buf, size_t len);
 int storage_sniff_decide(const uint8_t *buf, size_t len, const char *declared,
                          char out[STORAGE_CT_MAX], char err[LC_ERR_LEN]);
 
+/* Incremental detection for a body that streams through (same result as
+ * storage_sniff over all the bytes fed): keeps the first bytes, a UTF-8
+ * validator state and the first/last non-blank characters. */
+typedef struct {
+  uint8_t head[8];
+  size_t nhead;
+  uint64_t total;
+  int not_text;
+  int need;              /* continuation bytes still expected */
+  int seqlen;
+  uint32_t cp;
+  int64_t first_nb;      /* offset of the first non-blank byte (-1 none) */
+  uint8_t first_c;
+  int64_t first_nb3;     /* the same from offset 3 on (after a BOM) */
+  uint8_t first_c3;
+  int64_t last_nb;
+  uint8_t last_c;
+} storage_sniff_stream;
+
+void storage_sniff_stream_init(storage_sniff_stream *s);
+void storage_sniff_stream_feed(storage_sniff_stream *s, const uint8_t *p, size_t n);
+/* Detected type of everything fed (as storage_sniff), or NULL. */
+const char *storage_sniff_stream_type(const storage_sniff_stream *s);
+/* storage_sniff_decide with the detected type already known (det may be NULL). */
+int storage_sniff_decide_type(const char *det, const char *declared, char out[STORAGE_CT_MAX],
+                              char err[LC_ERR_LEN]);
+
 #endif

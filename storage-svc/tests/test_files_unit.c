@@ -24,10 +24,75 @@
 
 #define CT "multipart/form-data; boundary=XyZ"
 
-static int mp(const char *ct, const char *body, size_t len, storage_mp_part *p)
+/* The incremental parser's collected output. */
+typedef struct {
+  uint8_t buf[4096];
+  size_t len;
+} mp_sink_buf;
+
+static int mp_collect(void *ud, const uint8_t *p, size_t n)
+{
+  mp_sink_buf *b = ud;
+  ck_assert_uint_le(b->len + n, sizeof(b->buf));
+  memcpy(b->buf + b->len, p, n);
+  b->len += n;
+  return LC_OK;
+}
+
+/* Feeds body to the incremental parser in pieces of split bytes (0 = sizes
+ * 1, 2, 3, ... cycling to 7) and returns its status; the part's data lands in out. */
+static int mp_stream(const char *ct, const char *body, size_t len, size_t split,
+                     storage_mp_stream *s, mp_sink_buf *out)
 {
   char err[LC_ERR_LEN];
-  return storage_mp_parse(ct, (const uint8_t *)body, len, p, err);
+  size_t off = 0, k = 0;
+  int rc;
+
+  out->len = 0;
+  rc = storage_mp_stream_init(s, ct, err);
+  if (rc != LC_OK)
+    return rc;
+  while (off < len) {
+    size_t n = split != 0 ? split : 1 + (k++ % 7);
+    if (n > len - off)
+      n = len - off;
+    rc = storage_mp_stream_feed(s, (const uint8_t *)body + off, n, mp_collect, out, err);
+    if (rc != LC_OK)
+      return rc;
+    off += n;
+  }
+  return storage_mp_stream_finish(s, err);
+}
+
+/* The whole-body parse; every call also checks that the incremental parser
+ * agrees (status, data, name, field, type) for many ways to split the body. */
+static int mp(const char *ct, const char *body, size_t len, storage_mp_part *p)
+{
+  static const size_t splits[] = {1, 2, 3, 4, 7, 16, 64, 1000, 0};
+  char err[LC_ERR_LEN];
+  int rc = storage_mp_parse(ct, (const uint8_t *)body, len, p, err);
+  storage_mp_stream *s = malloc(sizeof(*s));
+  mp_sink_buf *out = malloc(sizeof(*out));
+
+  ck_assert_ptr_nonnull(s);
+  ck_assert_ptr_nonnull(out);
+  for (size_t i = 0; i < sizeof(splits) / sizeof(splits[0]); i++) {
+    int src = mp_stream(ct, body, len, splits[i], s, out);
+    ck_assert_msg((src == LC_OK) == (rc == LC_OK), "split %zu: stream %d, whole %d",
+                  splits[i], src, rc);
+    if (rc == LC_OK) {
+      ck_assert_uint_eq(out->len, p->len);
+      ck_assert_int_eq(memcmp(out->buf, p->data, p->len), 0);
+      ck_assert_str_eq(s->part.field_name, p->field_name);
+      ck_assert_str_eq(s->part.content_type, p->content_type);
+      ck_assert_uint_eq(s->part.filename_len, p->filename_len);
+      ck_assert_int_eq(memcmp(s->part.filename, p->filename, p->filename_len), 0);
+      ck_assert_int_eq(s->part.has_filename, p->has_filename);
+    }
+  }
+  free(s);
+  free(out);
+  return rc;
 }
 
 #define MP(ct, lit, p) mp((ct), (lit), sizeof(lit) - 1, (p))
@@ -152,9 +217,28 @@ END_TEST
 
 /* ---- sniffing ------------------------------------------------------------------- */
 
+/* storage_sniff; every call also checks that the incremental sniffer
+ * agrees, fed in pieces of 1..5 bytes and in one piece. */
 static const char *sn(const char *lit, size_t n)
 {
-  return storage_sniff((const uint8_t *)lit, n);
+  const char *whole = storage_sniff((const uint8_t *)lit, n);
+
+  for (size_t split = 1; split <= 6; split++) {
+    storage_sniff_stream st;
+    const char *got;
+    storage_sniff_stream_init(&st);
+    for (size_t off = 0; off < n; off += split)
+      storage_sniff_stream_feed(&st, (const uint8_t *)lit + off, n - off < split ? n - off : split);
+    if (split == 6) {
+      storage_sniff_stream_init(&st);
+      storage_sniff_stream_feed(&st, (const uint8_t *)lit, n);
+    }
+    got = storage_sniff_stream_type(&st);
+    ck_assert_msg((got == NULL && whole == NULL) ||
+                  (got != NULL && whole != NULL && strcmp(got, whole) == 0),
+                  "split %zu: stream %s, whole %s", split, got ? got : "-", whole ? whole : "-");
+  }
+  return whole;
 }
 #define SN(lit) sn((lit), sizeof(lit) - 1)
 
@@ -215,6 +299,57 @@ START_TEST(sniff_types)
   ck_assert_int_eq(DECIDE("\x89PNG\r\n\x1a\n", "text/plain", out), LC_ERR_MEDIA);
   ck_assert_int_eq(DECIDE("\x7f" "ELF", "application/octet-stream", out), LC_ERR_MEDIA);
   ck_assert_int_eq(DECIDE("PK\x03\x04", "application/zip; x=1", out), LC_ERR_MEDIA);
+}
+END_TEST
+
+/* A big part streamed in 1 KiB pieces: the data comes out whole while
+ * the parser holds only a bounded tail; a sink error stops the parse. */
+typedef struct {
+  size_t total, limit;
+} count_ud;
+
+static int count_sink(void *ud, const uint8_t *p, size_t n)
+{
+  count_ud *c = ud;
+  for (size_t i = 0; i < n; i++)
+    ck_assert_int_eq(p[i], (uint8_t)('a' + (c->total + i) % 26));
+  c->total += n;
+  return c->total > c->limit ? LC_ERR_TOO_LARGE : LC_OK;
+}
+
+START_TEST(mp_stream_large)
+{
+  static const char head[] = "--XyZ\r\nContent-Disposition: form-data; name=file; filename=big\r\n\r\n";
+  static const char tail[] = "\r\n--XyZ--\r\n";
+  size_t n = 200000, len = strlen(head) + n + strlen(tail);
+  char *body = malloc(len), err[LC_ERR_LEN];
+  storage_mp_stream *s = malloc(sizeof(*s));
+  count_ud c = {0, 300000};
+  int rc = LC_OK;
+
+  memcpy(body, head, strlen(head));
+  for (size_t i = 0; i < n; i++)
+    body[strlen(head) + i] = (char)('a' + i % 26);
+  memcpy(body + strlen(head) + n, tail, strlen(tail));
+  ck_assert_int_eq(storage_mp_stream_init(s, CT, err), LC_OK);
+  for (size_t off = 0; off < len; off += 1024)
+    ck_assert_int_eq(storage_mp_stream_feed(s, (const uint8_t *)body + off,
+                                            len - off < 1024 ? len - off : 1024, count_sink,
+                                            &c, err), LC_OK);
+  ck_assert_int_eq(storage_mp_stream_finish(s, err), LC_OK);
+  ck_assert_uint_eq(c.total, n);
+  /* the sink refuses past its limit: its status comes back, the parse stops */
+  c.total = 0;
+  c.limit = 100000;
+  ck_assert_int_eq(storage_mp_stream_init(s, CT, err), LC_OK);
+  for (size_t off = 0; off < len && rc == LC_OK; off += 4096)
+    rc = storage_mp_stream_feed(s, (const uint8_t *)body + off,
+                                len - off < 4096 ? len - off : 4096, count_sink, &c, err);
+  ck_assert_int_eq(rc, LC_ERR_TOO_LARGE);
+  ck_assert_uint_le(c.total, 100000 + 4096 + 80);
+  ck_assert_int_ne(storage_mp_stream_feed(s, (const uint8_t *)"x", 1, count_sink, &c, err), LC_OK);
+  free(body);
+  free(s);
 }
 END_TEST
 
@@ -534,6 +669,7 @@ static Suite *files_suite(void)
   TCase *t = tcase_create("multipart");
   tcase_add_test(t, mp_valid);
   tcase_add_test(t, mp_malformed);
+  tcase_add_test(t, mp_stream_large);
   tcase_set_timeout(t, 10);
   suite_add_tcase(s, t);
   t = tcase_create("sniff");

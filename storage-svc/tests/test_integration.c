@@ -690,7 +690,7 @@ START_TEST(settle_commit_answer_lost)
   if (g_settle_skip)
     return;
   credit_open(&viaproxy, px_url);
-  ctx = (storage_files_ctx){g_pool, &g_s3, &viaproxy, 1 << 20, 0};
+  ctx = (storage_files_ctx){g_pool, &g_s3, &viaproxy, 1 << 20, 0, NULL};
   new_user(&id);
   atomic_store(&px_commit_mode, PX_DROP);
   atomic_store(&px_release_mode, PX_HOLE);
@@ -744,7 +744,7 @@ START_TEST(settle_unknown_rolls_forward)
   if (g_settle_skip)
     return;
   credit_open(&viaproxy, px_url);
-  ctx = (storage_files_ctx){g_pool, &g_s3, &viaproxy, 1 << 20, 0};
+  ctx = (storage_files_ctx){g_pool, &g_s3, &viaproxy, 1 << 20, 0, NULL};
   new_user(&id);
   atomic_store(&px_commit_mode, PX_HOLE);
   atomic_store(&px_release_mode, PX_HOLE);
@@ -784,7 +784,7 @@ START_TEST(settle_unknown_released_elsewhere)
     return;
   credit_open(&viaproxy, px_url);
   credit_open(&real, up_url);
-  ctx = (storage_files_ctx){g_pool, &g_s3, &viaproxy, 1 << 20, 0};
+  ctx = (storage_files_ctx){g_pool, &g_s3, &viaproxy, 1 << 20, 0, NULL};
   new_user(&id);
   atomic_store(&px_commit_mode, PX_HOLE);
   atomic_store(&px_release_mode, PX_HOLE);
@@ -832,7 +832,7 @@ START_TEST(settle_crash_after_commit)
   if (g_settle_skip)
     return;
   credit_open(&real, up_url);
-  ctx = (storage_files_ctx){g_pool, &g_s3, &real, 1 << 20, 0};
+  ctx = (storage_files_ctx){g_pool, &g_s3, &real, 1 << 20, 0, NULL};
   new_user(&id);
   /* the flow's steps up to the commit, then "crash" */
   ck_assert_int_eq(storage_sniff_decide((const uint8_t *)UPLOAD_BYTES, sizeof(UPLOAD_BYTES) - 1,

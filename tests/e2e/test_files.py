@@ -111,6 +111,244 @@ def s3_up():
         return False
 
 
+# ---------------------------------------------------------------- streaming
+GW_HOST, GW_PORT = re.match(r"^https://([^:/]+):(\d+)", client.GW).groups()
+SPOOL = os.environ.get("STORAGE_SPOOL_DIR", "/tmp")
+
+
+def rss_kb(pid, field="VmRSS"):
+    try:
+        with open("/proc/%d/status" % pid) as f:
+            for line in f:
+                if line.startswith(field + ":"):
+                    return int(line.split()[1])
+    except OSError:
+        pass
+    return 0
+
+
+def spool_fds(pid):
+    """Open spool files (unlinked) of storage-svc."""
+    out = []
+    try:
+        for fd in os.listdir("/proc/%d/fd" % pid):
+            try:
+                t = os.readlink("/proc/%d/fd/%s" % (pid, fd))
+            except OSError:
+                continue
+            if t.startswith(SPOOL.rstrip("/") + "/") and t.endswith("(deleted)"):
+                out.append(t)
+    except OSError:
+        pass
+    return out
+
+
+def tls_socket():
+    import socket
+    s = socket.create_connection((GW_HOST, int(GW_PORT)), timeout=30)
+    return client.ctx.wrap_socket(s, server_hostname=GW_HOST)
+
+
+def read_response(s):
+    """(status, headers dict lowercased, body) of one HTTP/1.1 answer."""
+    data = b""
+    while b"\r\n\r\n" not in data:
+        c = s.recv(65536)
+        if not c:
+            return None, {}, data
+        data += c
+    head, rest = data.split(b"\r\n\r\n", 1)
+    lines = head.decode("latin-1").split("\r\n")
+    status = int(lines[0].split()[1])
+    hd = {}
+    for ln in lines[1:]:
+        k, _, v = ln.partition(":")
+        hd[k.strip().lower()] = v.strip()
+    n = int(hd.get("content-length", "0"))
+    while len(rest) < n:
+        c = s.recv(65536)
+        if not c:
+            break
+        rest += c
+    return status, hd, rest[:n]
+
+
+def raw_upload(tok, head_extra, pieces, ctype="text/plain", pause=0.0, close_early=False,
+               half_close=False):
+    """POST /v1/files over a raw TLS socket: head_extra = extra header lines,
+    pieces = body chunks sent one by one. Returns (status, json) or None."""
+    s = tls_socket()
+    head = ("POST /v1/files HTTP/1.1\r\nHost: %s:%s\r\nAuthorization: Bearer %s\r\n"
+            "Content-Type: %s\r\n%s\r\n" % (GW_HOST, GW_PORT, tok, ctype, head_extra)).encode()
+    s.sendall(head)
+    for p in pieces:
+        s.sendall(p)
+        if pause:
+            time.sleep(pause)
+    if close_early:
+        s.close()
+        return None
+    if half_close:
+        # TLS has no half close: stop sending and wait for the server to give up
+        s.settimeout(5)
+        try:
+            st, _, body = read_response(s)
+        except OSError:
+            st, body = None, b""
+        s.close()
+        return st, body
+    st, _, body = read_response(s)
+    s.close()
+    try:
+        return st, json.loads(body)
+    except ValueError:
+        return st, body
+
+
+def chunked(data, size):
+    out = []
+    for i in range(0, len(data), size):
+        part = data[i:i + size]
+        out.append(b"%x\r\n" % len(part) + part + b"\r\n")
+    out.append(b"0\r\n\r\n")
+    return out
+
+
+def settle(cond, timeout=8.0):
+    end = time.time() + timeout
+    while time.time() < end:
+        if cond():
+            return True
+        time.sleep(0.1)
+    return cond()
+
+
+def streaming():
+    import threading
+    gw_pid, st_pid = pid_of("gateway"), pid_of("storage-svc")
+    check("gateway and storage-svc pids known", gw_pid is not None and st_pid is not None)
+    if gw_pid is None or st_pid is None:
+        return
+    # 1. three concurrent uploads of the maximum size: neither daemon's
+    # memory grows by anything near one body (ulfius buffered it whole)
+    users = [user() for _ in range(3)]
+    data = [(b"%07d streamed line of text\n" % i) * 1 for i in range(MAX // 32)]
+    body = b"".join(data)
+    body = body + b"x" * (MAX - len(body) - 1) + b"\n"
+    assert len(body) == MAX
+    digest = hashlib.sha256(body).hexdigest()
+    base = {p: rss_kb(p) for p in (gw_pid, st_pid)}
+    for p in (gw_pid, st_pid):
+        try:
+            with open("/proc/%d/clear_refs" % p, "w") as f:
+                f.write("5")  # resets VmHWM
+        except OSError:
+            pass
+    peak = dict(base)
+    done = threading.Event()
+
+    def sample():
+        while not done.is_set():
+            for p in (gw_pid, st_pid):
+                peak[p] = max(peak[p], rss_kb(p))
+            time.sleep(0.002)
+
+    results = [None] * 3
+
+    def one(i):
+        results[i] = upload_raw(users[i][0], body, "text/plain", name="max%d.txt" % i)
+
+    smp = threading.Thread(target=sample)
+    smp.start()
+    ths = [threading.Thread(target=one, args=(i,)) for i in range(3)]
+    t0 = time.monotonic()
+    for t in ths:
+        t.start()
+    for t in ths:
+        t.join()
+    wall = time.monotonic() - t0
+    done.set()
+    smp.join()
+    for p in (gw_pid, st_pid):
+        peak[p] = max(peak[p], rss_kb(p, "VmHWM"))
+    ok = all(r is not None and r.status == 201 and r.json().get("sha256") == digest
+             and r.json().get("size_bytes") == MAX for r in results)
+    check("3 concurrent uploads of the limit (%d bytes) -> 201, checksums equal" % MAX, ok,
+          [(r.status, r.body[:120]) for r in results if r is not None])
+    growth = {p: peak[p] - base[p] for p in peak}
+    print("streaming: 3 x %d bytes in %.2fs; peak RSS growth gateway %d KiB, storage-svc %d KiB"
+          % (MAX, wall, growth[gw_pid], growth[st_pid]))
+    check("gateway memory stays far below the bodies (peak growth < limit/2)",
+          growth[gw_pid] * 1024 < MAX // 2, growth[gw_pid])
+    check("storage-svc memory stays far below the bodies (peak growth < limit/2)",
+          growth[st_pid] * 1024 < MAX // 2, growth[st_pid])
+    r = call("GET", "/v1/files/%s/content" % (results[0].json() or {}).get("id"), token=users[0][0])
+    check("the streamed file reads back byte for byte", r.status == 200 and r.body == body,
+          (r.status, len(r.body)))
+
+    tok, uid = user()
+    bal = credits(tok)
+    # 2. chunked (no Content-Length) bodies
+    small = os.urandom(100) .hex().encode() * 1500  # 300000 bytes of text
+    st, j = raw_upload(tok, "Transfer-Encoding: chunked\r\nX-File-Name: chunked.txt\r\n",
+                       chunked(small, 7001))
+    check("chunked upload without Content-Length -> 201, size and checksum equal",
+          st == 201 and isinstance(j, dict) and j.get("size_bytes") == len(small)
+          and j.get("sha256") == hashlib.sha256(small).hexdigest(), (st, str(j)[:200]))
+    st, j = raw_upload(tok, "Transfer-Encoding: chunked\r\n", chunked(b"b" * (MAX + 1), 65536))
+    check("chunked upload of limit+1 bytes -> 413", st == 413, (st, str(j)[:200]))
+    check("chunked uploads charged 10 once", credits(tok) == (bal[0] - 10, bal[1] - 10),
+          (bal, credits(tok)))
+    # 3. multipart split across many small writes
+    payload = b"tiny pieces\r\n--not-the-boundary\r\n" * 40
+    mbody, mct = multipart(payload, filename="pieces.txt", ctype="text/plain")
+    pieces = [mbody[i:i + 5] for i in range(0, len(mbody), 5)]
+    st, j = raw_upload(tok, "Content-Length: %d\r\n" % len(mbody), pieces, ctype=mct, pause=0.0005)
+    check("multipart sent in %d small writes -> 201, checksum of the part" % len(pieces),
+          st == 201 and isinstance(j, dict) and j.get("sha256") == hashlib.sha256(payload).hexdigest()
+          and j.get("name") == "pieces.txt", (st, str(j)[:200]))
+    bal = credits(tok)
+    keys_before = sorted(s3_keys("files/%s/" % uid))
+    # 4. client goes away half way: nothing charged, no object, no spool file left
+    half = b"z" * (600 * 1024)
+    raw_upload(tok, "Content-Length: %d\r\nX-File-Name: cut.txt\r\n" % (2 * 1024 * 1024),
+               [half], close_early=True)
+    check("client gone mid-body: no spool file left in storage-svc",
+          settle(lambda: not spool_fds(st_pid)), spool_fds(st_pid))
+    check("client gone mid-body: nothing charged", credits(tok) == bal, (bal, credits(tok)))
+    check("client gone mid-body: no object stored",
+          sorted(s3_keys("files/%s/" % uid)) == keys_before, s3_keys("files/%s/" % uid))
+    # 5. Content-Length longer than what is sent: the server gives up on the
+    # body (idle timeout / client stop), nothing is charged
+    raw_upload(tok, "Content-Length: %d\r\nX-File-Name: short.txt\r\n" % (1024 * 1024),
+               [b"only a little\n" * 100], half_close=True)
+    check("Content-Length longer than the body: no spool file left",
+          settle(lambda: not spool_fds(st_pid), 40), spool_fds(st_pid))
+    check("Content-Length longer than the body: nothing charged, no object",
+          credits(tok) == bal and sorted(s3_keys("files/%s/" % uid)) == keys_before,
+          (bal, credits(tok)))
+    # 6. Content-Length shorter than what is sent: the body is what it says
+    st, j = raw_upload(tok, "Content-Length: 100\r\nX-File-Name: lie.txt\r\n", [b"k" * 150])
+    check("Content-Length shorter than the data: the file is its first Content-Length bytes",
+          st == 201 and isinstance(j, dict) and j.get("size_bytes") == 100
+          and j.get("sha256") == hashlib.sha256(b"k" * 100).hexdigest(), (st, str(j)[:200]))
+    # 7. refused on headers while the client waits for "100 Continue": the
+    # answer comes without the body being sent
+    s = tls_socket()
+    s.sendall(("POST /v1/files HTTP/1.1\r\nHost: %s\r\nAuthorization: Bearer not-a-token\r\n"
+               "Content-Type: text/plain\r\nContent-Length: 5000000\r\nExpect: 100-continue\r\n\r\n"
+               % GW_HOST).encode())
+    s.settimeout(10)
+    try:
+        st, _, _ = read_response(s)
+    except OSError as e:
+        st = repr(e)
+    s.close()
+    check("bad credentials with Expect: 100-continue -> 401 before any body byte", st == 401, st)
+    r = upload_raw(tok, b"after the cut uploads\n", "text/plain", name="after.txt")
+    check("uploads work after cut bodies", r.status == 201, (r.status, r.body[:200]))
+
+
 def main():
     # ------------------------------------------------------------ round trips
     ta, ua = user()
@@ -390,6 +628,9 @@ def main():
         if kr else None
     check("read key: unknown file -> 404, no charge",
           r is not None and r.status == 404 and credits(ta) == bal, (r and r.status, credits(ta)))
+
+    # ------------------------------------------------------------ streaming (bounded memory, cut bodies)
+    streaming()
 
     # ------------------------------------------------------------ storage down
     ts_, us_ = user()

@@ -1,6 +1,7 @@
 /* fuzz_sniff.c - storage-svc's content type sniffer: storage_sniff and
  * storage_sniff_decide with a declared type. Input: "declared\nbytes".
- * Invariants: a detected or decided type is on the allowlist. */
+ * Invariants: a detected or decided type is on the allowlist; the
+ * incremental sniffer (streamed uploads), fed in pieces, detects the same. */
 #include <stdio.h>
 #include <string.h>
 
@@ -25,6 +26,20 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size) {
   if (rlen) memcpy(buf, rest, rlen);
   const char *t = storage_sniff(buf, rlen);
   if (t != NULL) FZ_CHECK(allowed(t));
+  {
+    storage_sniff_stream st;
+    size_t off = 0, k = 0;
+    storage_sniff_stream_init(&st);
+    while (off < rlen) {
+      size_t n = 1 + (size_t)buf[k++ % rlen] % 13;
+      if (n > rlen - off) n = rlen - off;
+      storage_sniff_stream_feed(&st, buf + off, n);
+      off += n;
+    }
+    const char *ts = storage_sniff_stream_type(&st);
+    FZ_CHECK((ts == NULL) == (t == NULL));
+    FZ_CHECK(ts == NULL || strcmp(ts, t) == 0);
+  }
   char out[STORAGE_CT_MAX], err[LC_ERR_LEN];
   for (int i = 0; i < 2; i++) {
     int rc = storage_sniff_decide(buf, rlen, i ? declared : NULL, out, err);

@@ -8,6 +8,7 @@
 #define LC_HTTP_H
 
 #include <stddef.h>
+#include <stdint.h>
 #include <curl/curl.h>
 #include "lc/err.h"
 
@@ -36,6 +37,16 @@ typedef struct {
 /* Performs the request. Transport failure -> LC_ERR_IO (or LC_ERR_TIMEOUT);
  * body over cap -> LC_ERR_TOO_LARGE. Any HTTP status is LC_OK (check status). */
 int lc_http_do(const lc_http_req *req, lc_http_resp *resp, char err[LC_ERR_LEN]);
+/* lc_http_do with a streamed request body instead of req->body: read
+ * (libcurl's read callback signature) fills dst with up to size * nitems
+ * bytes and returns the count, 0 at the end, LC_HTTP_READ_ABORT to abort
+ * (the request then fails with LC_ERR_IO). len = the body's exact length
+ * (sent as Content-Length), or -1 = unknown (sent chunked). req->method must
+ * be POST or PUT; req->body is ignored. */
+#define LC_HTTP_READ_ABORT CURL_READFUNC_ABORT
+typedef size_t (*lc_http_read_fn)(char *dst, size_t size, size_t nitems, void *ud);
+int lc_http_do_stream(const lc_http_req *req, lc_http_read_fn read, void *ud, int64_t len,
+                      lc_http_resp *resp, char err[LC_ERR_LEN]);
 void lc_http_resp_free(lc_http_resp *resp);
 
 /* Value of the first response header named name (case-insensitive), copied

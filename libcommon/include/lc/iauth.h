@@ -73,6 +73,29 @@ int lc_iauth_sign(const uint8_t *secret, size_t secret_len, const char *method,
                   size_t body_len, const char *content_type, const char *idempotency_key,
                   int64_t now_s, lc_iauth_headers *out);
 
+/* Unsigned payload (streamed uploads only). The gateway forwards POST
+ * /v1/files while the body is still arriving, so it cannot hash it first.
+ * lc_iauth_sign_unsigned puts the marker
+ *   "UNSIGNED-PAYLOAD:" content_length      (decimal, "" when chunked)
+ * in the canonical string where hex(SHA-256(body)) stands; everything else
+ * (method, path, identity, ts, nonce, Content-Type, Idempotency-Key, client
+ * IP, session) stays signed, and the length binds the body's size (HTTP
+ * framing ends the body there). lc_iauth_verify_unsigned rebuilds the marker
+ * from the received Content-Length. A daemon calls it ONLY on its streaming
+ * upload route (storage-svc POST /v1/files); every other route verifies with
+ * lc_iauth_verify, where a marker never matches a body hash.
+ * Trade-off: whoever can write into the gateway -> storage-svc connection
+ * during the signature's lifetime could swap the bytes of that one upload
+ * (not its identity, route, headers or length; the nonce stops replays).
+ * storage-svc still sniffs, sizes and hashes what it receives, and the
+ * internal network is trusted for confidentiality already (plain HTTP). */
+#define LC_IAUTH_UNSIGNED_PAYLOAD "UNSIGNED-PAYLOAD:"
+/* content_length: the Content-Length the caller sends, or -1 for chunked. */
+int lc_iauth_sign_unsigned(const uint8_t *secret, size_t secret_len, const char *method,
+                           const char *path_query, const lc_identity *id,
+                           int64_t content_length, const char *content_type,
+                           const char *idempotency_key, int64_t now_s, lc_iauth_headers *out);
+
 /* Replay cache: a thread-safe bounded set of nonces, each remembered until
  * its expiry (signed ts + skew); a hash set over a ring in arrival order,
  * O(1) per check. */
@@ -110,6 +133,11 @@ typedef struct {
  * secrets; a replay says "replayed") or LC_ERR_UNAVAIL (replay cache full). */
 int lc_iauth_verify(const struct _u_request *req, const lc_iauth_ctx *ctx, int64_t now_s,
                     lc_identity *out, char err[LC_ERR_LEN]);
+
+/* lc_iauth_verify for a request signed by lc_iauth_sign_unsigned (the body
+ * is not hashed; req's body is ignored). Streaming upload routes only. */
+int lc_iauth_verify_unsigned(const struct _u_request *req, const lc_iauth_ctx *ctx,
+                             int64_t now_s, lc_identity *out, char err[LC_ERR_LEN]);
 
 /* ulfius callback (user_data = lc_iauth_ctx*): GET /healthz, /readyz and
  * /metrics pass through unchecked (CONTRACTS.md), so it may be registered on

@@ -107,4 +107,50 @@ int lc_metric_sql(struct lc_db_pool *pool, const char *family, const char *label
  * wrapper; exposed for tests and for handlers outside lc_svc_route). */
 void lc_svc_observe(const char *route, const char *method, int status, double seconds);
 
+/* ---- streaming routes ----
+ * ulfius reads every request body whole into memory before any callback
+ * runs. A stream route is served outside ulfius instead: lc_svc_start hooks
+ * the access handler libulfius hands to libmicrohttpd (svc.c interposes
+ * MHD_start_daemon for the instances that have stream routes) and serves the
+ * stream routes itself, chunk by chunk as the body arrives; every other
+ * request goes to ulfius' own dispatcher unchanged.
+ *
+ * Request flow (all calls in the connection's thread, one request at a time):
+ *   begin  once the headers are in, before any body byte is read. req has
+ *          http_verb, http_url (raw path+query), url_path, map_header
+ *          (repeats joined with ','), map_url (query arguments) and
+ *          client_address; no body. Return U_CALLBACK_CONTINUE to read the
+ *          body (*state is then handed to the other calls), or fill resp and
+ *          return U_CALLBACK_COMPLETE to answer without using the body.
+ *   data   each chunk as it arrives (bounded by MHD's read buffer). Return
+ *          LC_OK to go on; anything else = resp is filled with the answer.
+ *          A blocking data call applies backpressure to the client.
+ *   end    the whole body arrived (data always returned LC_OK): fill resp.
+ *   done   always, once, when the request is over (answered, client gone,
+ *          server stopping): completed = 1 only when end ran and the answer
+ *          was handed to the connection. Frees *state.
+ * Limits: a Content-Length that is not a number -> 400, above the instance's
+ * max_body -> 413, both before begin; a body without Content-Length
+ * (chunked) is cut at max_body with 413. When begin or data answered early,
+ * the rest of the body (at most max_body bytes) is read and discarded
+ * before the answer is sent (libmicrohttpd 0.9.x queues answers only before
+ * or after the body), so the client can read it; a chunked body is drained
+ * for at most another max_body bytes, then the connection is closed. A
+ * client that sent "Expect: 100-continue" gets begin's refusal at once. Answers carry
+ * resp->status, resp->map_header and resp->binary_body (no cookies, no
+ * stream_callback). Every request is recorded in the request series under
+ * path and logged like lc_svc_route's. */
+typedef struct {
+  int (*begin)(const struct _u_request *req, struct _u_response *resp, void **state, void *ud);
+  int (*data)(void *state, const char *buf, size_t len, struct _u_response *resp);
+  int (*end)(void *state, const struct _u_request *req, struct _u_response *resp);
+  void (*done)(void *state, int completed);
+} lc_stream_ops;
+
+/* Registers method + path (exact match of the path without the query) as a
+ * stream route of inst (from lc_svc_instance_init), before lc_svc_start. At
+ * most 8 per process. ops is copied; ud is borrowed. LC_ERR_PARAM / LC_ERR. */
+int lc_svc_stream_route(struct _u_instance *inst, const char *method, const char *path,
+                        const lc_stream_ops *ops, void *ud);
+
 #endif
