@@ -111,18 +111,73 @@ static int set_retry(PGconn *conn, const char *debit_id, const char *why, char e
                debit_id, msg, err);
 }
 
-/* signed -> submitted after the node accepted (or already had) tx_hash. */
-static int mark_submitted(PGconn *conn, const char *debit_id, const char *hash,
-                          char err[LC_ERR_LEN])
+/* ------------------------------------------------------ batched updates
+ * Text arrays ("{a,b,...}") of values that need no quoting (UUIDs, 0x-hex,
+ * status words, decimal numbers) for one statement over many rows. */
+typedef struct {
+  char *buf[4];
+  size_t len[4], cap[4];
+  int cols, n;
+} arr_buf;
+
+static void ab_init(arr_buf *b, int cols)
 {
-  return exec1(conn,
-               "WITH u AS (UPDATE transfers SET status = 'submitted', attempts = 0, "
-               "last_error = NULL, submitted_at = coalesce(submitted_at, now()), "
-               "sent_at = clock_timestamp(), updated_at = now() "
-               "WHERE debit_id = $1 AND status = 'signed' AND tx_hash = $2 RETURNING debit_id) "
-               "UPDATE transfer_attempts SET outcome = 'sent' WHERE tx_hash = $2 "
-               "AND debit_id IN (SELECT debit_id FROM u) AND outcome = 'signed'",
-               debit_id, hash, err);
+  memset(b, 0, sizeof(*b));
+  b->cols = cols;
+}
+
+static void ab_add(arr_buf *b, const char *const *vals)
+{
+  for (int c = 0; c < b->cols; c++) {
+    size_t need = strlen(vals[c]) + 4;
+    if (b->len[c] + need > b->cap[c]) {
+      b->cap[c] = (b->cap[c] + need) * 2;
+      b->buf[c] = lc_xrealloc(b->buf[c], b->cap[c]);
+    }
+    if (b->len[c] == 0)
+      b->buf[c][b->len[c]++] = '{';
+    else
+      b->buf[c][b->len[c] - 1] = ','; /* replace the closing brace */
+    b->len[c] += (size_t)snprintf(b->buf[c] + b->len[c], b->cap[c] - b->len[c], "%s}", vals[c]);
+  }
+  b->n++;
+}
+
+static void ab_clear(arr_buf *b)
+{
+  for (int c = 0; c < b->cols; c++)
+    b->len[c] = 0;
+  b->n = 0;
+}
+
+static void ab_free(arr_buf *b)
+{
+  for (int c = 0; c < 4; c++)
+    free(b->buf[c]);
+  memset(b, 0, sizeof(*b));
+}
+
+/* signed -> submitted for every (debit_id, hash) in b (cols 2), one statement. */
+static int flush_submitted(PGconn *conn, arr_buf *b, char err[LC_ERR_LEN])
+{
+  const char *p[2];
+  int rc;
+  if (b->n == 0)
+    return LC_OK;
+  p[0] = b->buf[0];
+  p[1] = b->buf[1];
+  rc = lc_db_exec(conn,
+                  "WITH v AS (SELECT * FROM unnest($1::uuid[], $2::text[]) AS v(debit_id, tx_hash)), "
+                  "u AS (UPDATE transfers t SET status = 'submitted', attempts = 0, "
+                  "last_error = NULL, submitted_at = coalesce(t.submitted_at, now()), "
+                  "sent_at = clock_timestamp(), updated_at = now() FROM v "
+                  "WHERE t.debit_id = v.debit_id AND t.status = 'signed' AND t.tx_hash = v.tx_hash "
+                  "RETURNING t.debit_id, t.tx_hash) "
+                  "UPDATE transfer_attempts a SET outcome = 'sent' FROM u "
+                  "WHERE a.tx_hash = u.tx_hash AND a.debit_id = u.debit_id AND a.outcome = 'signed'",
+                  2, p, NULL, err);
+  ab_clear(b);
+  return rc;
 }
 
 /* Makes attempt hash the transfer's current one (it is the attempt the chain
@@ -364,8 +419,11 @@ int chain_sender_broadcast(chain_ctx *ctx, int *sent, char err[LC_ERR_LEN])
   const char *p[1] = {lim};
   int64_t in_flight = 0, waiting = 0;
   uint8_t tok_budget[32], eth_budget[32], sub_amount[32], gas[32], fee_now[32], tip_now[32];
-  int rc, i, n, park = 0, funds_ok, in_tx = 0;
+  int rc, i, n = 0, m = 0, park = 0, pre_park = 0, funds_ok, in_tx = 0;
+  rpc_batch_item *items = NULL;
+  arr_buf subm;
 
+  ab_init(&subm, 2);
   *sent = 0;
   rc = lc_db_acquire(ctx->db, &conn, err);
   if (rc != LC_OK)
@@ -425,9 +483,43 @@ int chain_sender_broadcast(chain_ctx *ctx, int *sent, char err[LC_ERR_LEN])
   if (rc != LC_OK)
     goto out;
   n = PQntuples(rows);
+  /* The payable prefix (nonce order) goes out in one JSON-RPC batch; the
+   * answers are then handled row by row exactly as single sends were. Rows
+   * after one that ends the pass stay "signed" even if the node took them:
+   * the next pass sends the same raw transaction again ("already known"). */
+  {
+    uint8_t tb[32], eb[32];
+    memcpy(tb, tok_budget, 32);
+    memcpy(eb, eth_budget, 32);
+    for (m = 0; m < n; m++) {
+      uint8_t amount[32], row_fee[32], need_eth[32];
+      if (row_u256(rows, m, 4, amount) != LC_OK || row_u256(rows, m, 5, row_fee) != LC_OK)
+        break; /* reported by the loop below */
+      if (u256_cmp(row_fee, (const uint8_t[32]){0}) == 0)
+        memcpy(row_fee, fee_now, 32);
+      if (u256_mul_u64(row_fee, ctx->gas_limit, need_eth) != LC_OK)
+        memset(need_eth, 0xff, 32);
+      if (u256_cmp(tb, amount) < 0)
+        pre_park |= CHAIN_PARK_TOKEN;
+      if (u256_cmp(eb, need_eth) < 0)
+        pre_park |= CHAIN_PARK_ETH;
+      if (pre_park != 0)
+        break; /* nonce order: nothing after an unpayable transfer is sent */
+      sub_clamp(tb, amount);
+      sub_clamp(eb, need_eth);
+    }
+    items = lc_xcalloc((size_t)(m > 0 ? m : 1), sizeof(rpc_batch_item));
+    for (i = 0; i < m; i++) {
+      items[i].method = "eth_sendRawTransaction";
+      items[i].params = json_pack("[s]", PQgetvalue(rows, i, 1));
+    }
+    if (m > 0 && rpc_batch(&ctx->rpc, items, (size_t)m, ferr) != LC_OK) {
+      rc = lc_err_set(err, LC_ERR_UNAVAIL, "broadcast - node unreachable: %.200s", ferr);
+      goto out;
+    }
+  }
   for (i = 0; i < n && !atomic_load(&lc_svc_stopping); i++) {
     const char *debit_id = PQgetvalue(rows, i, 0);
-    const char *raw = PQgetvalue(rows, i, 1);
     const char *hash = PQgetvalue(rows, i, 2);
     const char *nonce_s = PQgetvalue(rows, i, 3);
     char rerr[LC_ERR_LEN] = "";
@@ -452,27 +544,37 @@ int chain_sender_broadcast(chain_ctx *ctx, int *sent, char err[LC_ERR_LEN])
     if (park != 0)
       break; /* nonce order: nothing after an unpayable transfer can be mined */
 
-    rc = send_raw(ctx, raw, &cls, rerr);
-    if (rc != LC_OK) {
-      rc = lc_err_set(err, LC_ERR_UNAVAIL, "broadcast - node unreachable: %.200s", rerr);
+    if (i >= m) { /* not sent: unpayable (or a bad row, reported above) */
+      park |= pre_park;
+      break;
+    }
+    cls = CHAIN_SEND_OK;
+    if (items[i].rc == LC_ERR_UNPROCESSABLE) {
+      lc_strlcpy(rerr, items[i].err, sizeof(rerr));
+      cls = chain_classify_send_error(rerr);
+    } else if (items[i].rc != LC_OK) {
+      rc = lc_err_set(err, LC_ERR_UNAVAIL, "broadcast - no answer from the node: %.200s",
+                      items[i].err);
       goto out;
     }
     switch (cls) {
     case CHAIN_SEND_OK:
-    case CHAIN_SEND_ALREADY_KNOWN:
-      rc = mark_submitted(conn, debit_id, hash, err);
-      if (rc != LC_OK)
-        goto out;
+    case CHAIN_SEND_ALREADY_KNOWN: {
+      const char *v[2] = {debit_id, hash};
+      ab_add(&subm, v);
       sub_clamp(tok_budget, amount);
       sub_clamp(eth_budget, need_eth);
       (*sent)++;
       lc_log_info("Event - transfer submitted debit_id=%s nonce=%s tx=%s", debit_id, nonce_s,
                   hash);
       break;
+    }
     case CHAIN_SEND_NONCE_TOO_LOW:
       /* Which of our attempts took the nonce (or did someone else)? These
        * paths take their own locks: release the pass's first, and end it. */
-      rc = lc_db_commit(conn, err);
+      rc = flush_submitted(conn, &subm, err);
+      if (rc == LC_OK)
+        rc = lc_db_commit(conn, err);
       in_tx = 0;
       if (rc != LC_OK)
         goto out;
@@ -494,7 +596,9 @@ int chain_sender_broadcast(chain_ctx *ctx, int *sent, char err[LC_ERR_LEN])
       lc_log_warn("broadcast - debit_id=%s nonce=%s tx=%s: %s (%s); bumping fees", debit_id,
                   nonce_s, hash, chain_send_class_name(cls), rerr);
       chain_fees_invalidate(ctx);
-      rc = lc_db_commit(conn, err);
+      rc = flush_submitted(conn, &subm, err);
+      if (rc == LC_OK)
+        rc = lc_db_commit(conn, err);
       in_tx = 0;
       if (rc != LC_OK)
         goto out;
@@ -525,7 +629,9 @@ int chain_sender_broadcast(chain_ctx *ctx, int *sent, char err[LC_ERR_LEN])
       break;
   }
   if (in_tx) {
-    rc = lc_db_commit(conn, err);
+    rc = flush_submitted(conn, &subm, err);
+    if (rc == LC_OK)
+      rc = lc_db_commit(conn, err);
     in_tx = 0;
   }
   set_parked(ctx, park, waiting - *sent);
@@ -533,12 +639,19 @@ out:
   if (in_tx) {
     /* Keep what was recorded: those transactions were accepted by the node. */
     char cerr[LC_ERR_LEN] = "";
-    if (lc_db_commit(conn, cerr) != LC_OK)
+    if (flush_submitted(conn, &subm, cerr) != LC_OK || lc_db_commit(conn, cerr) != LC_OK)
       lc_db_rollback(conn);
+  }
+  ab_free(&subm);
+  if (items != NULL) {
+    rpc_batch_free(items, (size_t)m);
+    free(items);
   }
   PQclear(cnt);
   PQclear(rows);
   lc_db_release(ctx->db, conn);
+  if (*sent > 0)
+    chain_wake(ctx, CHAIN_WAKE_TRACK);
   return rc;
 }
 
@@ -681,22 +794,6 @@ out:
 
 /* ---------------------------------------------------------------- track */
 
-/* Marks debit_id final (confirmed/failed) with its mined attempt. */
-static int mark_final(PGconn *conn, const char *debit_id, const char *hash, int ok,
-                      const char *blk, char err[LC_ERR_LEN])
-{
-  const char *p[4] = {debit_id, hash, ok ? "confirmed" : "failed", blk};
-  return lc_db_exec(conn,
-                    "WITH u AS (UPDATE transfers SET status = $3, block_number = $4::bigint, "
-                    "confirmed_at = now(), updated_at = now(), last_error = NULL "
-                    "WHERE debit_id = $1 AND tx_hash = $2 AND status = 'submitted' "
-                    "RETURNING debit_id) "
-                    "UPDATE transfer_attempts SET outcome = CASE WHEN tx_hash = $2 THEN 'mined' "
-                    "ELSE 'superseded' END WHERE debit_id IN (SELECT debit_id FROM u) "
-                    "AND (tx_hash = $2 OR outcome IN ('signed', 'sent'))",
-                    4, p, NULL, err);
-}
-
 /* Handles a submitted row without a receipt for its current hash: nonce
  * used by another attempt (or a foreign tx), dropped by the node, or stuck. */
 static int track_unmined(chain_ctx *ctx, PGconn *conn, const char *debit_id, const char *hash,
@@ -759,9 +856,15 @@ int chain_sender_track(chain_ctx *ctx, int *done, char err[LC_ERR_LEN])
   char lim[24];
   const char *p[1] = {lim};
   int *later = NULL;
-  int rc, i, n, nlater = 0, in_tx = 0;
+  rpc_batch_item *items = NULL;
+  arr_buf fin;
+  int rc, i, n = 0, nlater = 0, in_tx = 0;
+  int64_t young = ctx->stuck_after_s > 0 && ctx->stuck_after_s < ctx->dropped_after_s
+                      ? ctx->stuck_after_s
+                      : ctx->dropped_after_s;
 
   *done = 0;
+  ab_init(&fin, 4);
   rc = lc_db_acquire(ctx->db, &conn, err);
   if (rc != LC_OK)
     return rc;
@@ -780,6 +883,7 @@ int chain_sender_track(chain_ctx *ctx, int *done, char err[LC_ERR_LEN])
   if (rc != LC_OK)
     goto out;
   n = PQntuples(rows);
+  atomic_store(&ctx->track_open, n);
   if (n == 0)
     goto out;
   later = lc_xcalloc((size_t)n, sizeof(int));
@@ -790,40 +894,75 @@ int chain_sender_track(chain_ctx *ctx, int *done, char err[LC_ERR_LEN])
     rc = lc_err_set(err, LC_ERR_IO, "track - bad eth_blockNumber");
     goto out;
   }
+  atomic_store(&ctx->last_block, (unsigned long long)latest);
+  /* All receipts in one JSON-RPC batch (one HTTP request). */
+  items = lc_xcalloc((size_t)n, sizeof(rpc_batch_item));
+  for (i = 0; i < n; i++) {
+    items[i].method = "eth_getTransactionReceipt";
+    items[i].params = json_pack("[s]", PQgetvalue(rows, i, 1));
+  }
+  rc = rpc_batch(&ctx->rpc, items, (size_t)n, err);
+  if (rc != LC_OK)
+    goto out;
   for (i = 0; i < n && !atomic_load(&lc_svc_stopping); i++) {
     const char *debit_id = PQgetvalue(rows, i, 0);
     const char *hash = PQgetvalue(rows, i, 1);
-    json_t *rcpt = NULL;
+    json_t *rcpt = items[i].result;
     uint64_t block = 0, st = 0;
     char blk[24];
 
-    rc = get_receipt(ctx, hash, &rcpt, err);
-    if (rc != LC_OK)
+    if (items[i].rc != LC_OK) {
+      rc = lc_err_set(err, items[i].rc == LC_ERR_UNPROCESSABLE ? LC_ERR_IO : items[i].rc,
+                      "eth_getTransactionReceipt: %.200s", items[i].err);
       goto out;
+    }
     if (!json_is_object(rcpt)) {
-      json_decref(rcpt);
       later[nlater++] = i;
       continue;
     }
     if (rpc_quantity_u64(json_object_get(rcpt, "blockNumber"), &block) != LC_OK ||
-        rpc_quantity_u64(json_object_get(rcpt, "status"), &st) != LC_OK) {
-      json_decref(rcpt);
+        rpc_quantity_u64(json_object_get(rcpt, "status"), &st) != LC_OK)
       continue; /* pending receipt shape: try next pass */
-    }
-    json_decref(rcpt);
     if (latest < block ||
         latest - block + 1 < (uint64_t)(ctx->confirmations > 0 ? ctx->confirmations : 1))
       continue;
     snprintf(blk, sizeof(blk), "%llu", (unsigned long long)block);
-    rc = mark_final(conn, debit_id, hash, st == 1, blk, err);
-    if (rc != LC_OK)
+    {
+      const char *v[4] = {debit_id, hash, st == 1 ? "confirmed" : "failed", blk};
+      ab_add(&fin, v);
+    }
+  }
+  if (fin.n > 0) {
+    /* Every final row in one statement (confirmed/failed with the mined attempt; the others superseded). */
+    PGresult *fres = NULL;
+    const char *fp[4] = {fin.buf[0], fin.buf[1], fin.buf[2], fin.buf[3]};
+    rc = lc_db_exec(conn,
+                    "WITH v AS (SELECT * FROM unnest($1::uuid[], $2::text[], $3::text[], "
+                    "$4::bigint[]) AS v(debit_id, tx_hash, st, blk)), "
+                    "u AS (UPDATE transfers t SET status = v.st, block_number = v.blk, "
+                    "confirmed_at = now(), updated_at = now(), last_error = NULL FROM v "
+                    "WHERE t.debit_id = v.debit_id AND t.tx_hash = v.tx_hash "
+                    "AND t.status = 'submitted' RETURNING t.debit_id, t.tx_hash, t.status, "
+                    "t.block_number), "
+                    "a AS (UPDATE transfer_attempts a SET outcome = CASE WHEN a.tx_hash = u.tx_hash "
+                    "THEN 'mined' ELSE 'superseded' END FROM u WHERE a.debit_id = u.debit_id "
+                    "AND (a.tx_hash = u.tx_hash OR a.outcome IN ('signed', 'sent'))) "
+                    "SELECT debit_id, tx_hash, status, block_number FROM u",
+                    4, fp, &fres, err);
+    if (rc != LC_OK) {
+      PQclear(fres);
       goto out;
-    (*done)++;
-    if (st == 1)
-      lc_log_info("Event - transfer confirmed debit_id=%s tx=%s block=%s", debit_id, hash, blk);
-    else
-      lc_log_error("Event - transfer FAILED on chain debit_id=%s tx=%s block=%s", debit_id,
-                   hash, blk);
+    }
+    for (i = 0; i < PQntuples(fres); i++) {
+      (*done)++;
+      if (strcmp(PQgetvalue(fres, i, 2), "confirmed") == 0)
+        lc_log_info("Event - transfer confirmed debit_id=%s tx=%s block=%s",
+                    PQgetvalue(fres, i, 0), PQgetvalue(fres, i, 1), PQgetvalue(fres, i, 3));
+      else
+        lc_log_error("Event - transfer FAILED on chain debit_id=%s tx=%s block=%s",
+                     PQgetvalue(fres, i, 0), PQgetvalue(fres, i, 1), PQgetvalue(fres, i, 3));
+    }
+    PQclear(fres);
   }
   rc = lc_db_commit(conn, err);
   in_tx = 0;
@@ -835,6 +974,17 @@ int chain_sender_track(chain_ctx *ctx, int *done, char err[LC_ERR_LEN])
     int64_t age = 0, nonce = 0;
     row_i64(rows, r, 4, &age);
     row_i64(rows, r, 2, &nonce);
+    /* Too young to be dropped or stuck: only a used nonce (another attempt
+     * mined) needs handling now; one eth_getTransactionCount per pass. */
+    if (age < young) {
+      if (chain_nonce < 0) {
+        rc = master_nonce(ctx, "latest", &chain_nonce, err);
+        if (rc != LC_OK)
+          goto out;
+      }
+      if (chain_nonce <= nonce)
+        continue;
+    }
     rc = track_unmined(ctx, conn, PQgetvalue(rows, r, 0), PQgetvalue(rows, r, 1),
                        PQgetvalue(rows, r, 3), nonce, age, &chain_nonce, err);
     if (rc == LC_ERR_UNAVAIL || rc == LC_ERR_TIMEOUT || rc == LC_ERR_DB)
@@ -847,10 +997,19 @@ out:
     if (lc_db_commit(conn, cerr) != LC_OK)
       lc_db_rollback(conn);
   }
+  if (items != NULL) {
+    rpc_batch_free(items, (size_t)n);
+    free(items);
+  }
+  ab_free(&fin);
   free(later);
   json_decref(bn);
   PQclear(rows);
   lc_db_release(ctx->db, conn);
+  if (*done > 0) {
+    chain_wake(ctx, CHAIN_WAKE_REPORT);
+    chain_wake(ctx, CHAIN_WAKE_BROADCAST); /* the window has room again */
+  }
   return rc;
 }
 
@@ -994,22 +1153,93 @@ typedef struct {
   sender_step step;
 } step_arg;
 
-/* One stage loop: runs its step every poll_ms (at once again while it finds
- * work), with exponential backoff up to 5 s while a dependency is down. */
+/* 1 when the node's latest block differs from the one the last track pass
+ * saw (or the node cannot tell): a pass is worth it. */
+static int new_block(chain_ctx *ctx)
+{
+  char err[LC_ERR_LEN] = "";
+  json_t *bn = NULL;
+  uint64_t latest = 0;
+  int changed = 1;
+  if (rpc_call(&ctx->rpc, "eth_blockNumber", NULL, &bn, NULL, err) == LC_OK &&
+      rpc_quantity_u64(bn, &latest) == LC_OK)
+    changed = latest != (uint64_t)atomic_load(&ctx->last_block);
+  json_decref(bn);
+  return changed;
+}
+
+/* Dev nodes (anvil): an automining node can leave ready transactions
+ * unmined until the next transaction arrives (foundry-rs/foundry#10122), so
+ * the tail of a burst waits for the stuck timer. With CHAIN_MINE_NUDGE_MS set,
+ * transfers in flight and no new block for that long, the track stage asks
+ * the node whether it automines (anvil_getAutomine) and if so mines one block
+ * (evm_mine). A node without these methods disables the nudge for good. */
+static void mine_nudge(chain_ctx *ctx, int64_t *last_nudge)
+{
+  static atomic_int unsupported;
+  char err[LC_ERR_LEN] = "";
+  json_t *res = NULL;
+  int64_t now = lc_mono_ms();
+
+  if (ctx->mine_nudge_ms <= 0 || atomic_load(&unsupported) || now - *last_nudge < ctx->mine_nudge_ms)
+    return;
+  *last_nudge = now;
+  if (rpc_call(&ctx->rpc, "anvil_getAutomine", NULL, &res, NULL, err) != LC_OK) {
+    if (atomic_exchange(&unsupported, 1) == 0)
+      lc_log_info("sender - the node does not answer anvil_getAutomine (%s): mine nudge off", err);
+    json_decref(res);
+    return;
+  }
+  if (json_is_true(res)) {
+    json_decref(res);
+    res = NULL;
+    if (rpc_call(&ctx->rpc, "evm_mine", NULL, &res, NULL, err) == LC_OK)
+      lc_metric_add("chain_mine_nudges_total", 1);
+  }
+  json_decref(res);
+}
+
+/* One stage loop. A stage runs when another stage wakes it (a transfer was
+ * stored -> broadcast; sent -> track; final -> report and broadcast), at
+ * once again while it finds work, and at the latest every poll_ms; with
+ * exponential backoff up to 5 s while a dependency is down. While transfers
+ * are in flight, track also looks at eth_blockNumber every TRACK_TICK_MS and
+ * runs as soon as a new block appears (receipts exist only then). */
+#define TRACK_TICK_MS 10
+
 static void *step_main(void *arg)
 {
   step_arg *sa = arg;
   chain_ctx *ctx = sa->ctx;
   static const char *const names[] = {"broadcast", "track", "report"};
+  static const int wake_of[] = {CHAIN_WAKE_BROADCAST, CHAIN_WAKE_TRACK, CHAIN_WAKE_REPORT};
   const char *name = names[sa->step];
   lc_amqp_pub *pub = NULL;
   char err[LC_ERR_LEN], last[LC_ERR_LEN] = "";
-  int64_t backoff = 0;
+  int64_t backoff = 0, last_pass = 0, block_seen_at = lc_mono_ms(), last_nudge = 0;
+  unsigned seen = 0;
+  int woke = 0;
 
   while (!atomic_load(&lc_svc_stopping)) {
     int n = 0, rc;
     int64_t t0 = lc_mono_ms();
 
+    if (sa->step == STEP_TRACK && !woke && backoff == 0 && last_pass != 0 &&
+        t0 - last_pass < ctx->poll_ms) {
+      if (atomic_load(&ctx->track_open) == 0) {
+        woke = chain_wait(ctx, wake_of[sa->step], &seen, ctx->poll_ms - (t0 - last_pass));
+        continue;
+      }
+      if (!new_block(ctx)) {
+        if (t0 - block_seen_at >= ctx->mine_nudge_ms)
+          mine_nudge(ctx, &last_nudge);
+        woke = chain_wait(ctx, wake_of[sa->step], &seen, TRACK_TICK_MS);
+        continue;
+      }
+      block_seen_at = t0;
+    }
+    woke = 0;
+    last_pass = t0;
     err[0] = '\0';
     if (sa->step == STEP_BROADCAST) {
       rc = chain_sender_broadcast(ctx, &n, err);
@@ -1031,7 +1261,14 @@ static void *step_main(void *arg)
       backoff = 0;
     if (backoff == 0 && n > 0)
       continue; /* more work may be waiting */
-    sleep_ms((backoff > 0 ? backoff : ctx->poll_ms) - (lc_mono_ms() - t0));
+    if (backoff > 0) {
+      sleep_ms(backoff - (lc_mono_ms() - t0));
+      continue;
+    }
+    woke = chain_wait(ctx, wake_of[sa->step], &seen,
+                      sa->step == STEP_TRACK && atomic_load(&ctx->track_open) > 0
+                          ? TRACK_TICK_MS
+                          : ctx->poll_ms - (lc_mono_ms() - t0));
   }
   if (pub != NULL)
     lc_amqp_pub_close(pub);
