@@ -67,6 +67,7 @@ int chain_ctx_init(chain_ctx *ctx, lc_db_pool *db, const char *rpc_url, uint64_t
   memset(ctx->wake_seq, 0, sizeof(ctx->wake_seq));
   atomic_init(&ctx->last_block, 0);
   atomic_init(&ctx->track_open, 0);
+  atomic_init(&ctx->track_unmined, 0);
   ctx->mine_nudge_ms = 0;
   return LC_OK;
 }

@@ -76,6 +76,7 @@ typedef struct {
   unsigned wake_seq[3];
   atomic_ullong last_block;   /* latest block seen by the track stage */
   atomic_int track_open;      /* submitted rows seen by the last track pass */
+  atomic_int track_unmined;   /* of which without a receipt */
   int mine_nudge_ms;          /* dev nodes: evm_mine after this long without a block (0 = off) */
 } chain_ctx;
 

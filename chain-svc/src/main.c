@@ -61,7 +61,7 @@ static const lc_cfg_spec SPECS[] = {
   {"CHAIN_CONSUMERS", LC_CFG_INT, 1, 64, "4", 1,
    "debit consumers (connections); their stores share one commit"},
   {"CHAIN_MINE_NUDGE_MS", LC_CFG_INT, 0, 60000, "0", 1,
-   "dev nodes only: evm_mine when an automining node leaves transfers unmined this long"},
+   "dev nodes only: evm_mine at most this often while sent transfers are unmined (0 = off)"},
   {"CHAIN_STUCK_AFTER_S", LC_CFG_INT, 0, 86400, "60", 1,
    "replace a tx unmined this long with raised fees (0 = never)"},
   {"CHAIN_DROPPED_AFTER_S", LC_CFG_INT, 1, 3600, "10", 1,

@@ -794,6 +794,8 @@ out:
 
 /* ---------------------------------------------------------------- track */
 
+#define TRACK_UNMINED_MAX 8
+
 /* Handles a submitted row without a receipt for its current hash: nonce
  * used by another attempt (or a foreign tx), dropped by the node, or stuck. */
 static int track_unmined(chain_ctx *ctx, PGconn *conn, const char *debit_id, const char *hash,
@@ -858,7 +860,8 @@ int chain_sender_track(chain_ctx *ctx, int *done, char err[LC_ERR_LEN])
   int *later = NULL;
   rpc_batch_item *items = NULL;
   arr_buf fin;
-  int rc, i, n = 0, nlater = 0, in_tx = 0;
+  int *want = NULL;
+  int rc, i, n = 0, nitems = 0, nlater = 0, in_tx = 0, slow = 0;
   int64_t young = ctx->stuck_after_s > 0 && ctx->stuck_after_s < ctx->dropped_after_s
                       ? ctx->stuck_after_s
                       : ctx->dropped_after_s;
@@ -876,8 +879,8 @@ int chain_sender_track(chain_ctx *ctx, int *done, char err[LC_ERR_LEN])
   in_tx = 1;
   rc = lc_db_exec(conn,
                   "SELECT debit_id, tx_hash, nonce, raw_tx, "
-                  "extract(epoch FROM now() - coalesce(sent_at, submitted_at, updated_at))::bigint "
-                  "FROM transfers WHERE status = 'submitted' "
+                  "extract(epoch FROM now() - coalesce(sent_at, submitted_at, updated_at))::bigint, "
+                  "from_address FROM transfers WHERE status = 'submitted' "
                   "ORDER BY from_address, nonce LIMIT $1::bigint FOR UPDATE SKIP LOCKED",
                   1, p, &rows, err);
   if (rc != LC_OK)
@@ -895,25 +898,39 @@ int chain_sender_track(chain_ctx *ctx, int *done, char err[LC_ERR_LEN])
     goto out;
   }
   atomic_store(&ctx->last_block, (unsigned long long)latest);
-  /* All receipts in one JSON-RPC batch (one HTTP request). */
-  items = lc_xcalloc((size_t)n, sizeof(rpc_batch_item));
-  for (i = 0; i < n; i++) {
-    items[i].method = "eth_getTransactionReceipt";
-    items[i].params = json_pack("[s]", PQgetvalue(rows, i, 1));
-  }
-  rc = rpc_batch(&ctx->rpc, items, (size_t)n, err);
+  /* Receipts can exist only for nonces the chain has used: one
+   * eth_getTransactionCount, then the receipts of those rows in one JSON-RPC
+   * batch (one HTTP request). The others are unmined for sure. */
+  rc = master_nonce(ctx, "latest", &chain_nonce, err);
   if (rc != LC_OK)
     goto out;
-  for (i = 0; i < n && !atomic_load(&lc_svc_stopping); i++) {
+  want = lc_xcalloc((size_t)n, sizeof(int));
+  items = lc_xcalloc((size_t)n, sizeof(rpc_batch_item));
+  for (i = 0; i < n; i++) {
+    int64_t nonce = 0;
+    if (strcmp(PQgetvalue(rows, i, 5), ctx->master_str) == 0 &&
+        row_i64(rows, i, 2, &nonce) == LC_OK && nonce >= chain_nonce) {
+      later[nlater++] = i;
+      continue;
+    }
+    items[nitems].method = "eth_getTransactionReceipt";
+    items[nitems].params = json_pack("[s]", PQgetvalue(rows, i, 1));
+    want[nitems++] = i;
+  }
+  rc = nitems > 0 ? rpc_batch(&ctx->rpc, items, (size_t)nitems, err) : LC_OK;
+  if (rc != LC_OK)
+    goto out;
+  for (int k = 0; k < nitems && !atomic_load(&lc_svc_stopping); k++) {
+    i = want[k];
     const char *debit_id = PQgetvalue(rows, i, 0);
     const char *hash = PQgetvalue(rows, i, 1);
-    json_t *rcpt = items[i].result;
+    json_t *rcpt = items[k].result;
     uint64_t block = 0, st = 0;
     char blk[24];
 
-    if (items[i].rc != LC_OK) {
-      rc = lc_err_set(err, items[i].rc == LC_ERR_UNPROCESSABLE ? LC_ERR_IO : items[i].rc,
-                      "eth_getTransactionReceipt: %.200s", items[i].err);
+    if (items[k].rc != LC_OK) {
+      rc = lc_err_set(err, items[k].rc == LC_ERR_UNPROCESSABLE ? LC_ERR_IO : items[k].rc,
+                      "eth_getTransactionReceipt: %.200s", items[k].err);
       goto out;
     }
     if (!json_is_object(rcpt)) {
@@ -968,23 +985,27 @@ int chain_sender_track(chain_ctx *ctx, int *done, char err[LC_ERR_LEN])
   in_tx = 0;
   if (rc != LC_OK)
     goto out;
-  /* Unmined rows: their handling takes its own locks, after the commit. */
+  atomic_store(&ctx->track_unmined, nlater);
+  /* Unmined rows: their handling takes its own locks, after the commit.
+   * The chain's nonce is read again (blocks were mined meanwhile). */
+  chain_nonce = -1;
   for (i = 0; i < nlater && !atomic_load(&lc_svc_stopping); i++) {
     int r = later[i];
     int64_t age = 0, nonce = 0;
     row_i64(rows, r, 4, &age);
     row_i64(rows, r, 2, &nonce);
-    /* Too young to be dropped or stuck: only a used nonce (another attempt
-     * mined) needs handling now; one eth_getTransactionCount per pass. */
-    if (age < young) {
-      if (chain_nonce < 0) {
-        rc = master_nonce(ctx, "latest", &chain_nonce, err);
-        if (rc != LC_OK)
-          goto out;
-      }
-      if (chain_nonce <= nonce)
-        continue;
+    if (chain_nonce < 0) {
+      rc = master_nonce(ctx, "latest", &chain_nonce, err);
+      if (rc != LC_OK)
+        goto out;
     }
+    /* Too young to be dropped or stuck: only a used nonce (another attempt
+     * mined) needs handling now. Old ones (dropped / stuck: a node round
+     * trip or a fee bump each) at most TRACK_UNMINED_MAX per pass, lowest
+     * nonces first: after a node stall, unblocking the lowest nonce lets the
+     * rest be mined, and the next passes see them mined. */
+    if (chain_nonce <= nonce && (age < young || slow++ >= TRACK_UNMINED_MAX))
+      continue;
     rc = track_unmined(ctx, conn, PQgetvalue(rows, r, 0), PQgetvalue(rows, r, 1),
                        PQgetvalue(rows, r, 3), nonce, age, &chain_nonce, err);
     if (rc == LC_ERR_UNAVAIL || rc == LC_ERR_TIMEOUT || rc == LC_ERR_DB)
@@ -998,9 +1019,10 @@ out:
       lc_db_rollback(conn);
   }
   if (items != NULL) {
-    rpc_batch_free(items, (size_t)n);
+    rpc_batch_free(items, (size_t)nitems);
     free(items);
   }
+  free(want);
   ab_free(&fin);
   free(later);
   json_decref(bn);
@@ -1061,11 +1083,13 @@ static char *event_text(const PGresult *rows, int i, char routing_key[64], char 
 int chain_sender_report(chain_ctx *ctx, lc_amqp_pub **pub, int *published,
                         char err[LC_ERR_LEN])
 {
+  arr_buf rep;
   PGresult *rows = NULL;
   PGconn *conn = NULL;
   int rc, i, n;
 
   *published = 0;
+  ab_init(&rep, 3);
   if (ctx->amqp_url == NULL)
     return LC_OK;
   rc = lc_db_acquire(ctx->db, &conn, err);
@@ -1104,16 +1128,24 @@ int chain_sender_report(chain_ctx *ctx, lc_amqp_pub **pub, int *published,
       *pub = NULL;
       goto out;
     }
-    /* Only when nothing changed meanwhile (a replacement re-publishes). */
-    rc = lc_db_exec(conn,
-                    "UPDATE transfers SET reported_status = $2 "
-                    "WHERE debit_id = $1 AND status = $2 AND tx_hash = $3",
-                    3, p, NULL, err);
-    if (rc != LC_OK)
-      goto out;
+    ab_add(&rep, p);
     (*published)++;
   }
 out:
+  if (rep.n > 0) {
+    /* One statement for the pass; only rows that did not change meanwhile
+     * (a replacement re-publishes). Kept also after a publish error. */
+    const char *q[3] = {rep.buf[0], rep.buf[1], rep.buf[2]};
+    char uerr[LC_ERR_LEN] = "";
+    int urc = lc_db_exec(conn,
+                         "UPDATE transfers t SET reported_status = v.st FROM unnest($1::uuid[], "
+                         "$2::text[], $3::text[]) AS v(debit_id, st, tx_hash) "
+                         "WHERE t.debit_id = v.debit_id AND t.status = v.st AND t.tx_hash = v.tx_hash",
+                         3, q, NULL, uerr);
+    if (urc != LC_OK && rc == LC_OK)
+      rc = lc_err_set(err, urc, "%s", uerr);
+  }
+  ab_free(&rep);
   PQclear(rows);
   if (conn != NULL)
     lc_db_release(ctx->db, conn);
@@ -1168,12 +1200,17 @@ static int new_block(chain_ctx *ctx)
   return changed;
 }
 
-/* Dev nodes (anvil): an automining node can leave ready transactions
- * unmined until the next transaction arrives (foundry-rs/foundry#10122), so
- * the tail of a burst waits for the stuck timer. With CHAIN_MINE_NUDGE_MS set,
- * transfers in flight and no new block for that long, the track stage asks
- * the node whether it automines (anvil_getAutomine) and if so mines one block
- * (evm_mine). A node without these methods disables the nudge for good. */
+/* Dev nodes (anvil) only. An automining anvil mines one block per arriving
+ * transaction (a pipelined burst becomes hundreds of one-transaction blocks)
+ * and can leave ready transactions unmined until the next one arrives
+ * (foundry-rs/foundry#10122), so the tail of a burst waits for the stuck
+ * timer. With CHAIN_MINE_NUDGE_MS set and sent transfers still unmined after
+ * a track pass, the track stage asks at most every CHAIN_MINE_NUDGE_MS
+ * whether the node automines (anvil_getAutomine) and if so mines one block
+ * with everything pending (evm_mine). A node without these methods disables
+ * the nudge for good; with automine off (tests) nothing is mined. */
+#define NUDGE_FRESH_MS 20
+
 static void mine_nudge(chain_ctx *ctx, int64_t *last_nudge)
 {
   static atomic_int unsupported;
@@ -1190,7 +1227,9 @@ static void mine_nudge(chain_ctx *ctx, int64_t *last_nudge)
     json_decref(res);
     return;
   }
-  if (json_is_true(res)) {
+  /* Only on a fresh answer: a stage descheduled between the two calls could
+   * otherwise mine right after someone switched automine off. */
+  if (json_is_true(res) && lc_mono_ms() - now <= NUDGE_FRESH_MS) {
     json_decref(res);
     res = NULL;
     if (rpc_call(&ctx->rpc, "evm_mine", NULL, &res, NULL, err) == LC_OK)
@@ -1216,7 +1255,7 @@ static void *step_main(void *arg)
   const char *name = names[sa->step];
   lc_amqp_pub *pub = NULL;
   char err[LC_ERR_LEN], last[LC_ERR_LEN] = "";
-  int64_t backoff = 0, last_pass = 0, block_seen_at = lc_mono_ms(), last_nudge = 0;
+  int64_t backoff = 0, last_pass = 0, last_nudge = 0;
   unsigned seen = 0;
   int woke = 0;
 
@@ -1230,13 +1269,12 @@ static void *step_main(void *arg)
         woke = chain_wait(ctx, wake_of[sa->step], &seen, ctx->poll_ms - (t0 - last_pass));
         continue;
       }
+      if (atomic_load(&ctx->track_unmined) > 0)
+        mine_nudge(ctx, &last_nudge);
       if (!new_block(ctx)) {
-        if (t0 - block_seen_at >= ctx->mine_nudge_ms)
-          mine_nudge(ctx, &last_nudge);
         woke = chain_wait(ctx, wake_of[sa->step], &seen, TRACK_TICK_MS);
         continue;
       }
-      block_seen_at = t0;
     }
     woke = 0;
     last_pass = t0;

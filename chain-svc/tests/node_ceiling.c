@@ -11,9 +11,12 @@
  *
  *   node_ceiling RPC_URL TOKEN_ADDRESS N [BATCH=50]
  *
- * NODE_CEILING_NUDGE_MS (100; 0 = off): evm_mine after that long without a
- * new receipt, as chain-svc does with CHAIN_MINE_NUDGE_MS (anvil's automine
- * can leave ready transactions unmined until the next one arrives).
+ * NODE_CEILING_FUND=1 (anvil): credit the sender 10^9 tokens first (its
+ * balance slot), so that e.g. NODE_CEILING_INDEX=9 works on the stack's node.
+ * NODE_CEILING_NUDGE_MS (100; 0 = off): evm_mine at most that often while
+ * sent transactions are unmined, as chain-svc does with CHAIN_MINE_NUDGE_MS
+ * (anvil's automine mines one block per transaction and can leave ready ones
+ * unmined until the next one arrives).
  *
  * Output: one human line on stderr and one JSON object on stdout. Exit 0 when
  * every transfer was mined with status 1 within 120 s. */
@@ -200,6 +203,27 @@ int main(int argc, char **argv)
   }
   json_decref(res);
 
+  /* NODE_CEILING_FUND=1 (anvil only): give the sender 10^9 tokens by writing
+   * its OpenZeppelin ERC-20 balance slot, keccak256(pad32(addr) . pad32(0)),
+   * so a non-master account can be used on the stack's own node. */
+  if (getenv("NODE_CEILING_FUND") != NULL && strcmp(getenv("NODE_CEILING_FUND"), "1") == 0) {
+    uint8_t pre[64] = {0}, slot[32], bal[32];
+    char slot_hex[67], bal_hex[67], fp[256];
+    memcpy(pre + 12, from, 20);
+    keccak256(pre, sizeof(pre), slot);
+    u256_mul_pow10(1000000000ull, 18, bal);
+    slot_hex[0] = bal_hex[0] = '0';
+    slot_hex[1] = bal_hex[1] = 'x';
+    lc_hex_encode(slot, 32, slot_hex + 2);
+    lc_hex_encode(bal, 32, bal_hex + 2);
+    snprintf(fp, sizeof(fp), "[\"%s\",\"%s\",\"%s\"]", argv[2], slot_hex, bal_hex);
+    if (rpc1("anvil_setStorageAt", fp, &res, err) != LC_OK) {
+      fprintf(stderr, "node_ceiling: anvil_setStorageAt: %s\n", err);
+      return EXIT_FAILURE;
+    }
+    json_decref(res);
+  }
+
   /* Pre-sign: 1 token each to distinct fresh addresses (like new users). */
   g_tx = lc_xcalloc((size_t)n, sizeof(tx_slot));
   u256_mul_pow10(1, 18, amount);
@@ -287,11 +311,10 @@ int main(int argc, char **argv)
       failed += g_tx[done].status != 1;
       done++, got++;
     }
-    if (got > 0)
-      last_progress = now;
-    /* Same nudge as chain-svc's CHAIN_MINE_NUDGE_MS: an automining anvil can
-     * leave ready transactions unmined (foundry-rs/foundry#10122). */
-    if (got == 0 && nudge_ms > 0 && now - last_progress >= nudge_ms) {
+    /* Same nudge as chain-svc's CHAIN_MINE_NUDGE_MS: while sent transfers
+     * are unmined, evm_mine at most every nudge_ms (automining anvil mines
+     * one block per transaction and can leave ready ones unmined). */
+    if (done < atomic_load(&g_sent) && nudge_ms > 0 && now - last_progress >= nudge_ms) {
       json_t *mres = NULL;
       if (rpc1("evm_mine", "[]", &mres, err) == LC_OK)
         nudges++;

@@ -9,7 +9,10 @@ tool (chain-svc/tests/node_ceiling.c: pre-signed EIP-1559 transfers from the
 deployer, sent in JSON-RPC batches, receipts fetched in batches) and prints
 its JSON result (confirmed tx/s, send -> receipt p50/p99) on stdout.
 
-Usage: node_ceiling.py [N=3000] [BATCH=50]
+Usage: node_ceiling.py [N=3000] [BATCH=50] [--stack]
+  --stack: the stack's own anvil (CHAIN_RPC_URL, CHAIN_TOKEN_ADDRESS from
+  services/env.sh) with its history, from anvil account 9 (never chain-svc's
+  master), credited with tokens through anvil_setStorageAt.
 Env: BUILD_DIR (the tool: $BUILD_DIR/chain-svc/node_ceiling), GW_PORT,
      PERF_ANVIL_PORT, PERF_ANVIL_RPC + PERF_TOKEN (use that node and token
      instead of starting one; the sender, NODE_CEILING_INDEX, must hold tokens
@@ -51,8 +54,15 @@ def run(n, batch, url, token):
 
 
 def main():
-    n = int(sys.argv[1]) if len(sys.argv) > 1 else 3000
-    batch = int(sys.argv[2]) if len(sys.argv) > 2 else 50
+    args = [a for a in sys.argv[1:] if not a.startswith("--")]
+    n = int(args[0]) if args else 3000
+    batch = int(args[1]) if len(args) > 1 else 50
+    if "--stack" in sys.argv:
+        os.environ.update(NODE_CEILING_INDEX="9", NODE_CEILING_FUND="1")
+        res = run(n, batch, os.environ["CHAIN_RPC_URL"], os.environ["CHAIN_TOKEN_ADDRESS"])
+        res["node"] = "the stack's anvil (automine, its history)"
+        print(json.dumps(res))
+        return
     if os.environ.get("PERF_ANVIL_RPC"):
         print(json.dumps(run(n, batch, os.environ["PERF_ANVIL_RPC"], os.environ["PERF_TOKEN"])))
         return
