@@ -4,6 +4,7 @@
 
 #include <stdio.h>
 #include <string.h>
+#include <time.h>
 #include <sodium.h>
 
 #include <stdlib.h>
@@ -50,7 +51,60 @@ int chain_ctx_init(chain_ctx *ctx, lc_db_pool *db, const char *rpc_url, uint64_t
   }
   eth_address_checksum(ctx->master, ctx->master_str);
   pthread_mutex_init(&ctx->fee_mu, NULL);
+  ctx->consumers = 1;
+  pthread_mutex_init(&ctx->store_mu, NULL);
+  pthread_cond_init(&ctx->store_cv, NULL);
+  ctx->store_head = NULL;
+  ctx->store_busy = 0;
+  {
+    pthread_condattr_t ca;
+    pthread_condattr_init(&ca);
+    pthread_condattr_setclock(&ca, CLOCK_MONOTONIC);
+    pthread_mutex_init(&ctx->wake_mu, NULL);
+    pthread_cond_init(&ctx->wake_cv, &ca);
+    pthread_condattr_destroy(&ca);
+  }
+  memset(ctx->wake_seq, 0, sizeof(ctx->wake_seq));
+  atomic_init(&ctx->last_block, 0);
+  atomic_init(&ctx->track_open, 0);
+  atomic_init(&ctx->track_unmined, 0);
+  ctx->mine_nudge_ms = 0;
   return LC_OK;
+}
+
+void chain_wake(chain_ctx *ctx, int stage)
+{
+  pthread_mutex_lock(&ctx->wake_mu);
+  ctx->wake_seq[stage]++;
+  pthread_cond_broadcast(&ctx->wake_cv);
+  pthread_mutex_unlock(&ctx->wake_mu);
+}
+
+int chain_wait(chain_ctx *ctx, int stage, unsigned *seen, int64_t ms)
+{
+  struct timespec ts;
+  int woke = 0;
+
+  if (ms < 0)
+    ms = 0;
+  clock_gettime(CLOCK_MONOTONIC, &ts);
+  ts.tv_sec += (time_t)(ms / 1000);
+  ts.tv_nsec += (long)(ms % 1000) * 1000000L;
+  if (ts.tv_nsec >= 1000000000L) {
+    ts.tv_sec++;
+    ts.tv_nsec -= 1000000000L;
+  }
+  pthread_mutex_lock(&ctx->wake_mu);
+  while (ctx->wake_seq[stage] == *seen) {
+    if (pthread_cond_timedwait(&ctx->wake_cv, &ctx->wake_mu, &ts) != 0)
+      break;
+  }
+  if (ctx->wake_seq[stage] != *seen) {
+    *seen = ctx->wake_seq[stage];
+    woke = 1;
+  }
+  pthread_mutex_unlock(&ctx->wake_mu);
+  return woke;
 }
 
 int chain_ctx_set_token(chain_ctx *ctx, const char *token)
@@ -68,6 +122,10 @@ void chain_ctx_free(chain_ctx *ctx)
   sodium_memzero(ctx->seed, sizeof(ctx->seed));
   sodium_memzero(ctx->master_priv, sizeof(ctx->master_priv));
   pthread_mutex_destroy(&ctx->fee_mu);
+  pthread_mutex_destroy(&ctx->store_mu);
+  pthread_cond_destroy(&ctx->store_cv);
+  pthread_mutex_destroy(&ctx->wake_mu);
+  pthread_cond_destroy(&ctx->wake_cv);
 }
 
 int chain_user_address(const chain_ctx *ctx, int64_t idx, uint8_t addr[20], char out[43])

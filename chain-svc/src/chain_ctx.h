@@ -60,7 +60,36 @@ typedef struct {
   int64_t fee_at_ms;          /* lc_mono_ms of the cached values, 0 = none */
   uint8_t fee_tip[32];
   uint8_t fee_max[32];
+
+  /* Consumer threads (CHAIN_CONSUMERS) hand their store step to one batch
+   * (consumer.c): one nonce lock and one commit for every debit waiting. */
+  int consumers;
+  pthread_mutex_t store_mu;
+  pthread_cond_t store_cv;
+  struct chain_store_req *store_head;
+  int store_busy;
+
+  /* Stage wake-ups (sender.c): a stage sleeps until its counter moves or
+   * poll_ms passes. CHAIN_WAKE_*: index into wake_seq. */
+  pthread_mutex_t wake_mu;
+  pthread_cond_t wake_cv;
+  unsigned wake_seq[3];
+  atomic_ullong last_block;   /* latest block seen by the track stage */
+  atomic_int track_open;      /* submitted rows seen by the last track pass */
+  atomic_int track_unmined;   /* of which without a receipt */
+  int mine_nudge_ms;          /* dev nodes: evm_mine after this long without a block (0 = off) */
 } chain_ctx;
+
+#define CHAIN_WAKE_BROADCAST 0 /* a transfer was stored / the window has room */
+#define CHAIN_WAKE_TRACK 1     /* a transfer was sent */
+#define CHAIN_WAKE_REPORT 2    /* a transfer changed status */
+
+/* Wakes the stage (CHAIN_WAKE_*). Thread-safe, cheap. */
+void chain_wake(chain_ctx *ctx, int stage);
+
+/* Waits until stage is woken after *seen (then *seen is updated and 1 is
+ * returned) or ms pass (0). Thread-safe. */
+int chain_wait(chain_ctx *ctx, int stage, unsigned *seen, int64_t ms);
 
 /* Initialises ctx: copies the seed (16..64 bytes), derives the master key
  * m/44'/60'/0'/0/0 and its address, sets the node client and settings.

@@ -16,6 +16,7 @@
 #define CHAIN_DEBITS_QUEUE "chain-svc.debits"
 #define CHAIN_DEBIT_TYPE "credit.debit.committed"
 #define CHAIN_COST_MAX 1000000
+#define CHAIN_CONSUMERS_MAX 64
 
 /* lc_amqp_handler (ud = chain_ctx*). Returns LC_OK when the transfer is stored
  * (or already was: redelivery), LC_ERR_PARAM for a malformed message (goes to
@@ -33,8 +34,11 @@ int chain_debit_handle(void *ud, const char *routing_key, const char *msg_id, co
 int chain_debit_failure_counts(int rc);
 
 /* Thread entry (arg = chain_ctx* with amqp_url set): declares the topology
- * (retrying until the broker answers) and consumes CHAIN_DEBITS_QUEUE until
- * lc_svc_stopping. Returns NULL. */
+ * (retrying until the broker answers) and consumes CHAIN_DEBITS_QUEUE with
+ * ctx->consumers connections (threads) until lc_svc_stopping. With more than
+ * one, the handlers' store steps are batched: one nonce lock and one commit
+ * for all debits waiting at that moment (each message is still acked only
+ * after the commit that stored it). Returns NULL. */
 void *chain_consumer_main(void *arg);
 
 #endif

@@ -44,7 +44,7 @@ static const lc_cfg_spec SPECS[] = {
   {"CHAIN_BIND", LC_CFG_STR, 1, 64, "127.0.0.1", 1, "HTTP bind address"},
   {"CHAIN_PORT", LC_CFG_INT, 1, 65535, "21004", 1, "HTTP port"},
   {"CHAIN_DATABASE_URL", LC_CFG_SECRET, 1, 1024, NULL, 1, "PostgreSQL URL (role chain_svc)"},
-  {"CHAIN_DB_POOL", LC_CFG_INT, 2, 64, "4", 1, "DB connections"},
+  {"CHAIN_DB_POOL", LC_CFG_INT, 2, 64, "10", 1, "DB connections"},
   {"CHAIN_RPC_URL", LC_CFG_STR, 1, 500, "http://127.0.0.1:8545", 1, "Ethereum JSON-RPC URL"},
   {"CHAIN_ID", LC_CFG_INT, 1, INT64_C(4503599627370495), "31337", 1, "expected chain id"},
   {"CHAIN_TOKEN_ADDRESS", LC_CFG_STR, 42, 42, NULL, 0,
@@ -58,6 +58,10 @@ static const lc_cfg_spec SPECS[] = {
   {"CHAIN_GAS_LIMIT", LC_CFG_INT, 21000, 10000000, "120000", 1, "gas limit per transfer"},
   {"CHAIN_POLL_MS", LC_CFG_INT, 10, 60000, "250", 1, "sender loop period"},
   {"CHAIN_MAX_IN_FLIGHT", LC_CFG_INT, 1, 4096, "64", 1, "max submitted, unconfirmed txs"},
+  {"CHAIN_CONSUMERS", LC_CFG_INT, 1, 64, "4", 1,
+   "debit consumers (connections); their stores share one commit"},
+  {"CHAIN_MINE_NUDGE_MS", LC_CFG_INT, 0, 60000, "0", 1,
+   "dev nodes only: evm_mine at most this often while sent transfers are unmined (0 = off)"},
   {"CHAIN_STUCK_AFTER_S", LC_CFG_INT, 0, 86400, "60", 1,
    "replace a tx unmined this long with raised fees (0 = never)"},
   {"CHAIN_DROPPED_AFTER_S", LC_CFG_INT, 1, 3600, "10", 1,
@@ -330,6 +334,8 @@ int main(int argc, char **argv)
   ctx.confirmations = (int)lc_cfg_int(cfg, "CHAIN_CONFIRMATIONS");
   ctx.max_in_flight = (int)lc_cfg_int(cfg, "CHAIN_MAX_IN_FLIGHT");
   ctx.poll_ms = (int)lc_cfg_int(cfg, "CHAIN_POLL_MS");
+  ctx.consumers = (int)lc_cfg_int(cfg, "CHAIN_CONSUMERS");
+  ctx.mine_nudge_ms = (int)lc_cfg_int(cfg, "CHAIN_MINE_NUDGE_MS");
   ctx.stuck_after_s = (int)lc_cfg_int(cfg, "CHAIN_STUCK_AFTER_S");
   ctx.dropped_after_s = (int)lc_cfg_int(cfg, "CHAIN_DROPPED_AFTER_S");
   ctx.max_deliveries = (int)lc_cfg_int(cfg, "CHAIN_MAX_DELIVERIES");

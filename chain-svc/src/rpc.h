@@ -37,6 +37,29 @@ int rpc_init(rpc_client *c, const char *url, long timeout_ms, char err[LC_ERR_LE
 int rpc_call(rpc_client *c, const char *method, json_t *params, json_t **result,
              long *rpc_code, char err[LC_ERR_LEN]);
 
+/* One call of a JSON-RPC batch. Set method and params (a JSON array, STOLEN
+ * by rpc_batch; NULL means []). rpc_batch sets result (new, may be JSON
+ * null) when rc == LC_OK; rc LC_ERR_UNPROCESSABLE = the node answered this
+ * call with an error object (code, err); LC_ERR_IO = no usable answer for it. */
+typedef struct {
+  const char *method;
+  json_t *params;
+  json_t *result;
+  int rc;
+  long code;
+  char err[LC_ERR_LEN];
+} rpc_batch_item;
+
+/* Sends items[0..n) as one JSON-RPC batch (one HTTP request) and matches the
+ * answers by id. Returns LC_OK when the node answered the batch (check each
+ * item's rc), LC_ERR_UNAVAIL / LC_ERR_TIMEOUT when it could not be reached,
+ * LC_ERR_IO for a non-200 or non-array answer (then every item has rc
+ * LC_ERR_IO). Free the results with rpc_batch_free. Thread-safe. */
+int rpc_batch(rpc_client *c, rpc_batch_item *items, size_t n, char err[LC_ERR_LEN]);
+
+/* Releases params and results of items[0..n). */
+void rpc_batch_free(rpc_batch_item *items, size_t n);
+
 /* Parses one JSON-RPC response text (exposed for tests). expect_id is the id
  * sent. Same result/error contract as rpc_call. */
 int rpc_parse_response(const char *text, size_t len, long long expect_id, json_t **result,

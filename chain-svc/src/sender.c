@@ -111,18 +111,73 @@ static int set_retry(PGconn *conn, const char *debit_id, const char *why, char e
                debit_id, msg, err);
 }
 
-/* signed -> submitted after the node accepted (or already had) tx_hash. */
-static int mark_submitted(PGconn *conn, const char *debit_id, const char *hash,
-                          char err[LC_ERR_LEN])
+/* ------------------------------------------------------ batched updates
+ * Text arrays ("{a,b,...}") of values that need no quoting (UUIDs, 0x-hex,
+ * status words, decimal numbers) for one statement over many rows. */
+typedef struct {
+  char *buf[4];
+  size_t len[4], cap[4];
+  int cols, n;
+} arr_buf;
+
+static void ab_init(arr_buf *b, int cols)
 {
-  return exec1(conn,
-               "WITH u AS (UPDATE transfers SET status = 'submitted', attempts = 0, "
-               "last_error = NULL, submitted_at = coalesce(submitted_at, now()), "
-               "sent_at = clock_timestamp(), updated_at = now() "
-               "WHERE debit_id = $1 AND status = 'signed' AND tx_hash = $2 RETURNING debit_id) "
-               "UPDATE transfer_attempts SET outcome = 'sent' WHERE tx_hash = $2 "
-               "AND debit_id IN (SELECT debit_id FROM u) AND outcome = 'signed'",
-               debit_id, hash, err);
+  memset(b, 0, sizeof(*b));
+  b->cols = cols;
+}
+
+static void ab_add(arr_buf *b, const char *const *vals)
+{
+  for (int c = 0; c < b->cols; c++) {
+    size_t need = strlen(vals[c]) + 4;
+    if (b->len[c] + need > b->cap[c]) {
+      b->cap[c] = (b->cap[c] + need) * 2;
+      b->buf[c] = lc_xrealloc(b->buf[c], b->cap[c]);
+    }
+    if (b->len[c] == 0)
+      b->buf[c][b->len[c]++] = '{';
+    else
+      b->buf[c][b->len[c] - 1] = ','; /* replace the closing brace */
+    b->len[c] += (size_t)snprintf(b->buf[c] + b->len[c], b->cap[c] - b->len[c], "%s}", vals[c]);
+  }
+  b->n++;
+}
+
+static void ab_clear(arr_buf *b)
+{
+  for (int c = 0; c < b->cols; c++)
+    b->len[c] = 0;
+  b->n = 0;
+}
+
+static void ab_free(arr_buf *b)
+{
+  for (int c = 0; c < 4; c++)
+    free(b->buf[c]);
+  memset(b, 0, sizeof(*b));
+}
+
+/* signed -> submitted for every (debit_id, hash) in b (cols 2), one statement. */
+static int flush_submitted(PGconn *conn, arr_buf *b, char err[LC_ERR_LEN])
+{
+  const char *p[2];
+  int rc;
+  if (b->n == 0)
+    return LC_OK;
+  p[0] = b->buf[0];
+  p[1] = b->buf[1];
+  rc = lc_db_exec(conn,
+                  "WITH v AS (SELECT * FROM unnest($1::uuid[], $2::text[]) AS v(debit_id, tx_hash)), "
+                  "u AS (UPDATE transfers t SET status = 'submitted', attempts = 0, "
+                  "last_error = NULL, submitted_at = coalesce(t.submitted_at, now()), "
+                  "sent_at = clock_timestamp(), updated_at = now() FROM v "
+                  "WHERE t.debit_id = v.debit_id AND t.status = 'signed' AND t.tx_hash = v.tx_hash "
+                  "RETURNING t.debit_id, t.tx_hash) "
+                  "UPDATE transfer_attempts a SET outcome = 'sent' FROM u "
+                  "WHERE a.tx_hash = u.tx_hash AND a.debit_id = u.debit_id AND a.outcome = 'signed'",
+                  2, p, NULL, err);
+  ab_clear(b);
+  return rc;
 }
 
 /* Makes attempt hash the transfer's current one (it is the attempt the chain
@@ -364,8 +419,11 @@ int chain_sender_broadcast(chain_ctx *ctx, int *sent, char err[LC_ERR_LEN])
   const char *p[1] = {lim};
   int64_t in_flight = 0, waiting = 0;
   uint8_t tok_budget[32], eth_budget[32], sub_amount[32], gas[32], fee_now[32], tip_now[32];
-  int rc, i, n, park = 0, funds_ok, in_tx = 0;
+  int rc, i, n = 0, m = 0, park = 0, pre_park = 0, funds_ok, in_tx = 0;
+  rpc_batch_item *items = NULL;
+  arr_buf subm;
 
+  ab_init(&subm, 2);
   *sent = 0;
   rc = lc_db_acquire(ctx->db, &conn, err);
   if (rc != LC_OK)
@@ -425,9 +483,43 @@ int chain_sender_broadcast(chain_ctx *ctx, int *sent, char err[LC_ERR_LEN])
   if (rc != LC_OK)
     goto out;
   n = PQntuples(rows);
+  /* The payable prefix (nonce order) goes out in one JSON-RPC batch; the
+   * answers are then handled row by row exactly as single sends were. Rows
+   * after one that ends the pass stay "signed" even if the node took them:
+   * the next pass sends the same raw transaction again ("already known"). */
+  {
+    uint8_t tb[32], eb[32];
+    memcpy(tb, tok_budget, 32);
+    memcpy(eb, eth_budget, 32);
+    for (m = 0; m < n; m++) {
+      uint8_t amount[32], row_fee[32], need_eth[32];
+      if (row_u256(rows, m, 4, amount) != LC_OK || row_u256(rows, m, 5, row_fee) != LC_OK)
+        break; /* reported by the loop below */
+      if (u256_cmp(row_fee, (const uint8_t[32]){0}) == 0)
+        memcpy(row_fee, fee_now, 32);
+      if (u256_mul_u64(row_fee, ctx->gas_limit, need_eth) != LC_OK)
+        memset(need_eth, 0xff, 32);
+      if (u256_cmp(tb, amount) < 0)
+        pre_park |= CHAIN_PARK_TOKEN;
+      if (u256_cmp(eb, need_eth) < 0)
+        pre_park |= CHAIN_PARK_ETH;
+      if (pre_park != 0)
+        break; /* nonce order: nothing after an unpayable transfer is sent */
+      sub_clamp(tb, amount);
+      sub_clamp(eb, need_eth);
+    }
+    items = lc_xcalloc((size_t)(m > 0 ? m : 1), sizeof(rpc_batch_item));
+    for (i = 0; i < m; i++) {
+      items[i].method = "eth_sendRawTransaction";
+      items[i].params = json_pack("[s]", PQgetvalue(rows, i, 1));
+    }
+    if (m > 0 && rpc_batch(&ctx->rpc, items, (size_t)m, ferr) != LC_OK) {
+      rc = lc_err_set(err, LC_ERR_UNAVAIL, "broadcast - node unreachable: %.200s", ferr);
+      goto out;
+    }
+  }
   for (i = 0; i < n && !atomic_load(&lc_svc_stopping); i++) {
     const char *debit_id = PQgetvalue(rows, i, 0);
-    const char *raw = PQgetvalue(rows, i, 1);
     const char *hash = PQgetvalue(rows, i, 2);
     const char *nonce_s = PQgetvalue(rows, i, 3);
     char rerr[LC_ERR_LEN] = "";
@@ -452,27 +544,37 @@ int chain_sender_broadcast(chain_ctx *ctx, int *sent, char err[LC_ERR_LEN])
     if (park != 0)
       break; /* nonce order: nothing after an unpayable transfer can be mined */
 
-    rc = send_raw(ctx, raw, &cls, rerr);
-    if (rc != LC_OK) {
-      rc = lc_err_set(err, LC_ERR_UNAVAIL, "broadcast - node unreachable: %.200s", rerr);
+    if (i >= m) { /* not sent: unpayable (or a bad row, reported above) */
+      park |= pre_park;
+      break;
+    }
+    cls = CHAIN_SEND_OK;
+    if (items[i].rc == LC_ERR_UNPROCESSABLE) {
+      lc_strlcpy(rerr, items[i].err, sizeof(rerr));
+      cls = chain_classify_send_error(rerr);
+    } else if (items[i].rc != LC_OK) {
+      rc = lc_err_set(err, LC_ERR_UNAVAIL, "broadcast - no answer from the node: %.200s",
+                      items[i].err);
       goto out;
     }
     switch (cls) {
     case CHAIN_SEND_OK:
-    case CHAIN_SEND_ALREADY_KNOWN:
-      rc = mark_submitted(conn, debit_id, hash, err);
-      if (rc != LC_OK)
-        goto out;
+    case CHAIN_SEND_ALREADY_KNOWN: {
+      const char *v[2] = {debit_id, hash};
+      ab_add(&subm, v);
       sub_clamp(tok_budget, amount);
       sub_clamp(eth_budget, need_eth);
       (*sent)++;
       lc_log_info("Event - transfer submitted debit_id=%s nonce=%s tx=%s", debit_id, nonce_s,
                   hash);
       break;
+    }
     case CHAIN_SEND_NONCE_TOO_LOW:
       /* Which of our attempts took the nonce (or did someone else)? These
        * paths take their own locks: release the pass's first, and end it. */
-      rc = lc_db_commit(conn, err);
+      rc = flush_submitted(conn, &subm, err);
+      if (rc == LC_OK)
+        rc = lc_db_commit(conn, err);
       in_tx = 0;
       if (rc != LC_OK)
         goto out;
@@ -494,7 +596,9 @@ int chain_sender_broadcast(chain_ctx *ctx, int *sent, char err[LC_ERR_LEN])
       lc_log_warn("broadcast - debit_id=%s nonce=%s tx=%s: %s (%s); bumping fees", debit_id,
                   nonce_s, hash, chain_send_class_name(cls), rerr);
       chain_fees_invalidate(ctx);
-      rc = lc_db_commit(conn, err);
+      rc = flush_submitted(conn, &subm, err);
+      if (rc == LC_OK)
+        rc = lc_db_commit(conn, err);
       in_tx = 0;
       if (rc != LC_OK)
         goto out;
@@ -525,7 +629,9 @@ int chain_sender_broadcast(chain_ctx *ctx, int *sent, char err[LC_ERR_LEN])
       break;
   }
   if (in_tx) {
-    rc = lc_db_commit(conn, err);
+    rc = flush_submitted(conn, &subm, err);
+    if (rc == LC_OK)
+      rc = lc_db_commit(conn, err);
     in_tx = 0;
   }
   set_parked(ctx, park, waiting - *sent);
@@ -533,12 +639,19 @@ out:
   if (in_tx) {
     /* Keep what was recorded: those transactions were accepted by the node. */
     char cerr[LC_ERR_LEN] = "";
-    if (lc_db_commit(conn, cerr) != LC_OK)
+    if (flush_submitted(conn, &subm, cerr) != LC_OK || lc_db_commit(conn, cerr) != LC_OK)
       lc_db_rollback(conn);
+  }
+  ab_free(&subm);
+  if (items != NULL) {
+    rpc_batch_free(items, (size_t)m);
+    free(items);
   }
   PQclear(cnt);
   PQclear(rows);
   lc_db_release(ctx->db, conn);
+  if (*sent > 0)
+    chain_wake(ctx, CHAIN_WAKE_TRACK);
   return rc;
 }
 
@@ -681,21 +794,7 @@ out:
 
 /* ---------------------------------------------------------------- track */
 
-/* Marks debit_id final (confirmed/failed) with its mined attempt. */
-static int mark_final(PGconn *conn, const char *debit_id, const char *hash, int ok,
-                      const char *blk, char err[LC_ERR_LEN])
-{
-  const char *p[4] = {debit_id, hash, ok ? "confirmed" : "failed", blk};
-  return lc_db_exec(conn,
-                    "WITH u AS (UPDATE transfers SET status = $3, block_number = $4::bigint, "
-                    "confirmed_at = now(), updated_at = now(), last_error = NULL "
-                    "WHERE debit_id = $1 AND tx_hash = $2 AND status = 'submitted' "
-                    "RETURNING debit_id) "
-                    "UPDATE transfer_attempts SET outcome = CASE WHEN tx_hash = $2 THEN 'mined' "
-                    "ELSE 'superseded' END WHERE debit_id IN (SELECT debit_id FROM u) "
-                    "AND (tx_hash = $2 OR outcome IN ('signed', 'sent'))",
-                    4, p, NULL, err);
-}
+#define TRACK_UNMINED_MAX 8
 
 /* Handles a submitted row without a receipt for its current hash: nonce
  * used by another attempt (or a foreign tx), dropped by the node, or stuck. */
@@ -759,9 +858,16 @@ int chain_sender_track(chain_ctx *ctx, int *done, char err[LC_ERR_LEN])
   char lim[24];
   const char *p[1] = {lim};
   int *later = NULL;
-  int rc, i, n, nlater = 0, in_tx = 0;
+  rpc_batch_item *items = NULL;
+  arr_buf fin;
+  int *want = NULL;
+  int rc, i, n = 0, nitems = 0, nlater = 0, in_tx = 0, slow = 0;
+  int64_t young = ctx->stuck_after_s > 0 && ctx->stuck_after_s < ctx->dropped_after_s
+                      ? ctx->stuck_after_s
+                      : ctx->dropped_after_s;
 
   *done = 0;
+  ab_init(&fin, 4);
   rc = lc_db_acquire(ctx->db, &conn, err);
   if (rc != LC_OK)
     return rc;
@@ -773,13 +879,14 @@ int chain_sender_track(chain_ctx *ctx, int *done, char err[LC_ERR_LEN])
   in_tx = 1;
   rc = lc_db_exec(conn,
                   "SELECT debit_id, tx_hash, nonce, raw_tx, "
-                  "extract(epoch FROM now() - coalesce(sent_at, submitted_at, updated_at))::bigint "
-                  "FROM transfers WHERE status = 'submitted' "
+                  "extract(epoch FROM now() - coalesce(sent_at, submitted_at, updated_at))::bigint, "
+                  "from_address FROM transfers WHERE status = 'submitted' "
                   "ORDER BY from_address, nonce LIMIT $1::bigint FOR UPDATE SKIP LOCKED",
                   1, p, &rows, err);
   if (rc != LC_OK)
     goto out;
   n = PQntuples(rows);
+  atomic_store(&ctx->track_open, n);
   if (n == 0)
     goto out;
   later = lc_xcalloc((size_t)n, sizeof(int));
@@ -790,51 +897,115 @@ int chain_sender_track(chain_ctx *ctx, int *done, char err[LC_ERR_LEN])
     rc = lc_err_set(err, LC_ERR_IO, "track - bad eth_blockNumber");
     goto out;
   }
-  for (i = 0; i < n && !atomic_load(&lc_svc_stopping); i++) {
+  atomic_store(&ctx->last_block, (unsigned long long)latest);
+  /* Receipts can exist only for nonces the chain has used: one
+   * eth_getTransactionCount, then the receipts of those rows in one JSON-RPC
+   * batch (one HTTP request). The others are unmined for sure. */
+  rc = master_nonce(ctx, "latest", &chain_nonce, err);
+  if (rc != LC_OK)
+    goto out;
+  want = lc_xcalloc((size_t)n, sizeof(int));
+  items = lc_xcalloc((size_t)n, sizeof(rpc_batch_item));
+  for (i = 0; i < n; i++) {
+    int64_t nonce = 0;
+    if (strcmp(PQgetvalue(rows, i, 5), ctx->master_str) == 0 &&
+        row_i64(rows, i, 2, &nonce) == LC_OK && nonce >= chain_nonce) {
+      later[nlater++] = i;
+      continue;
+    }
+    items[nitems].method = "eth_getTransactionReceipt";
+    items[nitems].params = json_pack("[s]", PQgetvalue(rows, i, 1));
+    want[nitems++] = i;
+  }
+  rc = nitems > 0 ? rpc_batch(&ctx->rpc, items, (size_t)nitems, err) : LC_OK;
+  if (rc != LC_OK)
+    goto out;
+  for (int k = 0; k < nitems && !atomic_load(&lc_svc_stopping); k++) {
+    i = want[k];
     const char *debit_id = PQgetvalue(rows, i, 0);
     const char *hash = PQgetvalue(rows, i, 1);
-    json_t *rcpt = NULL;
+    json_t *rcpt = items[k].result;
     uint64_t block = 0, st = 0;
     char blk[24];
 
-    rc = get_receipt(ctx, hash, &rcpt, err);
-    if (rc != LC_OK)
+    if (items[k].rc != LC_OK) {
+      rc = lc_err_set(err, items[k].rc == LC_ERR_UNPROCESSABLE ? LC_ERR_IO : items[k].rc,
+                      "eth_getTransactionReceipt: %.200s", items[k].err);
       goto out;
+    }
     if (!json_is_object(rcpt)) {
-      json_decref(rcpt);
       later[nlater++] = i;
       continue;
     }
     if (rpc_quantity_u64(json_object_get(rcpt, "blockNumber"), &block) != LC_OK ||
-        rpc_quantity_u64(json_object_get(rcpt, "status"), &st) != LC_OK) {
-      json_decref(rcpt);
+        rpc_quantity_u64(json_object_get(rcpt, "status"), &st) != LC_OK)
       continue; /* pending receipt shape: try next pass */
-    }
-    json_decref(rcpt);
     if (latest < block ||
         latest - block + 1 < (uint64_t)(ctx->confirmations > 0 ? ctx->confirmations : 1))
       continue;
     snprintf(blk, sizeof(blk), "%llu", (unsigned long long)block);
-    rc = mark_final(conn, debit_id, hash, st == 1, blk, err);
-    if (rc != LC_OK)
+    {
+      const char *v[4] = {debit_id, hash, st == 1 ? "confirmed" : "failed", blk};
+      ab_add(&fin, v);
+    }
+  }
+  if (fin.n > 0) {
+    /* Every final row in one statement (confirmed/failed with the mined attempt; the others superseded). */
+    PGresult *fres = NULL;
+    const char *fp[4] = {fin.buf[0], fin.buf[1], fin.buf[2], fin.buf[3]};
+    rc = lc_db_exec(conn,
+                    "WITH v AS (SELECT * FROM unnest($1::uuid[], $2::text[], $3::text[], "
+                    "$4::bigint[]) AS v(debit_id, tx_hash, st, blk)), "
+                    "u AS (UPDATE transfers t SET status = v.st, block_number = v.blk, "
+                    "confirmed_at = now(), updated_at = now(), last_error = NULL FROM v "
+                    "WHERE t.debit_id = v.debit_id AND t.tx_hash = v.tx_hash "
+                    "AND t.status = 'submitted' RETURNING t.debit_id, t.tx_hash, t.status, "
+                    "t.block_number), "
+                    "a AS (UPDATE transfer_attempts a SET outcome = CASE WHEN a.tx_hash = u.tx_hash "
+                    "THEN 'mined' ELSE 'superseded' END FROM u WHERE a.debit_id = u.debit_id "
+                    "AND (a.tx_hash = u.tx_hash OR a.outcome IN ('signed', 'sent'))) "
+                    "SELECT debit_id, tx_hash, status, block_number FROM u",
+                    4, fp, &fres, err);
+    if (rc != LC_OK) {
+      PQclear(fres);
       goto out;
-    (*done)++;
-    if (st == 1)
-      lc_log_info("Event - transfer confirmed debit_id=%s tx=%s block=%s", debit_id, hash, blk);
-    else
-      lc_log_error("Event - transfer FAILED on chain debit_id=%s tx=%s block=%s", debit_id,
-                   hash, blk);
+    }
+    for (i = 0; i < PQntuples(fres); i++) {
+      (*done)++;
+      if (strcmp(PQgetvalue(fres, i, 2), "confirmed") == 0)
+        lc_log_info("Event - transfer confirmed debit_id=%s tx=%s block=%s",
+                    PQgetvalue(fres, i, 0), PQgetvalue(fres, i, 1), PQgetvalue(fres, i, 3));
+      else
+        lc_log_error("Event - transfer FAILED on chain debit_id=%s tx=%s block=%s",
+                     PQgetvalue(fres, i, 0), PQgetvalue(fres, i, 1), PQgetvalue(fres, i, 3));
+    }
+    PQclear(fres);
   }
   rc = lc_db_commit(conn, err);
   in_tx = 0;
   if (rc != LC_OK)
     goto out;
-  /* Unmined rows: their handling takes its own locks, after the commit. */
+  atomic_store(&ctx->track_unmined, nlater);
+  /* Unmined rows: their handling takes its own locks, after the commit.
+   * The chain's nonce is read again (blocks were mined meanwhile). */
+  chain_nonce = -1;
   for (i = 0; i < nlater && !atomic_load(&lc_svc_stopping); i++) {
     int r = later[i];
     int64_t age = 0, nonce = 0;
     row_i64(rows, r, 4, &age);
     row_i64(rows, r, 2, &nonce);
+    if (chain_nonce < 0) {
+      rc = master_nonce(ctx, "latest", &chain_nonce, err);
+      if (rc != LC_OK)
+        goto out;
+    }
+    /* Too young to be dropped or stuck: only a used nonce (another attempt
+     * mined) needs handling now. Old ones (dropped / stuck: a node round
+     * trip or a fee bump each) at most TRACK_UNMINED_MAX per pass, lowest
+     * nonces first: after a node stall, unblocking the lowest nonce lets the
+     * rest be mined, and the next passes see them mined. */
+    if (chain_nonce <= nonce && (age < young || slow++ >= TRACK_UNMINED_MAX))
+      continue;
     rc = track_unmined(ctx, conn, PQgetvalue(rows, r, 0), PQgetvalue(rows, r, 1),
                        PQgetvalue(rows, r, 3), nonce, age, &chain_nonce, err);
     if (rc == LC_ERR_UNAVAIL || rc == LC_ERR_TIMEOUT || rc == LC_ERR_DB)
@@ -847,10 +1018,20 @@ out:
     if (lc_db_commit(conn, cerr) != LC_OK)
       lc_db_rollback(conn);
   }
+  if (items != NULL) {
+    rpc_batch_free(items, (size_t)nitems);
+    free(items);
+  }
+  free(want);
+  ab_free(&fin);
   free(later);
   json_decref(bn);
   PQclear(rows);
   lc_db_release(ctx->db, conn);
+  if (*done > 0) {
+    chain_wake(ctx, CHAIN_WAKE_REPORT);
+    chain_wake(ctx, CHAIN_WAKE_BROADCAST); /* the window has room again */
+  }
   return rc;
 }
 
@@ -902,11 +1083,13 @@ static char *event_text(const PGresult *rows, int i, char routing_key[64], char 
 int chain_sender_report(chain_ctx *ctx, lc_amqp_pub **pub, int *published,
                         char err[LC_ERR_LEN])
 {
+  arr_buf rep;
   PGresult *rows = NULL;
   PGconn *conn = NULL;
   int rc, i, n;
 
   *published = 0;
+  ab_init(&rep, 3);
   if (ctx->amqp_url == NULL)
     return LC_OK;
   rc = lc_db_acquire(ctx->db, &conn, err);
@@ -945,16 +1128,24 @@ int chain_sender_report(chain_ctx *ctx, lc_amqp_pub **pub, int *published,
       *pub = NULL;
       goto out;
     }
-    /* Only when nothing changed meanwhile (a replacement re-publishes). */
-    rc = lc_db_exec(conn,
-                    "UPDATE transfers SET reported_status = $2 "
-                    "WHERE debit_id = $1 AND status = $2 AND tx_hash = $3",
-                    3, p, NULL, err);
-    if (rc != LC_OK)
-      goto out;
+    ab_add(&rep, p);
     (*published)++;
   }
 out:
+  if (rep.n > 0) {
+    /* One statement for the pass; only rows that did not change meanwhile
+     * (a replacement re-publishes). Kept also after a publish error. */
+    const char *q[3] = {rep.buf[0], rep.buf[1], rep.buf[2]};
+    char uerr[LC_ERR_LEN] = "";
+    int urc = lc_db_exec(conn,
+                         "UPDATE transfers t SET reported_status = v.st FROM unnest($1::uuid[], "
+                         "$2::text[], $3::text[]) AS v(debit_id, st, tx_hash) "
+                         "WHERE t.debit_id = v.debit_id AND t.status = v.st AND t.tx_hash = v.tx_hash",
+                         3, q, NULL, uerr);
+    if (urc != LC_OK && rc == LC_OK)
+      rc = lc_err_set(err, urc, "%s", uerr);
+  }
+  ab_free(&rep);
   PQclear(rows);
   if (conn != NULL)
     lc_db_release(ctx->db, conn);
@@ -994,22 +1185,99 @@ typedef struct {
   sender_step step;
 } step_arg;
 
-/* One stage loop: runs its step every poll_ms (at once again while it finds
- * work), with exponential backoff up to 5 s while a dependency is down. */
+/* 1 when the node's latest block differs from the one the last track pass
+ * saw (or the node cannot tell): a pass is worth it. */
+static int new_block(chain_ctx *ctx)
+{
+  char err[LC_ERR_LEN] = "";
+  json_t *bn = NULL;
+  uint64_t latest = 0;
+  int changed = 1;
+  if (rpc_call(&ctx->rpc, "eth_blockNumber", NULL, &bn, NULL, err) == LC_OK &&
+      rpc_quantity_u64(bn, &latest) == LC_OK)
+    changed = latest != (uint64_t)atomic_load(&ctx->last_block);
+  json_decref(bn);
+  return changed;
+}
+
+/* Dev nodes (anvil) only. An automining anvil mines one block per arriving
+ * transaction (a pipelined burst becomes hundreds of one-transaction blocks)
+ * and can leave ready transactions unmined until the next one arrives
+ * (foundry-rs/foundry#10122), so the tail of a burst waits for the stuck
+ * timer. With CHAIN_MINE_NUDGE_MS set and sent transfers still unmined after
+ * a track pass, the track stage asks at most every CHAIN_MINE_NUDGE_MS
+ * whether the node automines (anvil_getAutomine) and if so mines one block
+ * with everything pending (evm_mine). A node without these methods disables
+ * the nudge for good; with automine off (tests) nothing is mined. */
+#define NUDGE_FRESH_MS 20
+
+static void mine_nudge(chain_ctx *ctx, int64_t *last_nudge)
+{
+  static atomic_int unsupported;
+  char err[LC_ERR_LEN] = "";
+  json_t *res = NULL;
+  int64_t now = lc_mono_ms();
+
+  if (ctx->mine_nudge_ms <= 0 || atomic_load(&unsupported) || now - *last_nudge < ctx->mine_nudge_ms)
+    return;
+  *last_nudge = now;
+  if (rpc_call(&ctx->rpc, "anvil_getAutomine", NULL, &res, NULL, err) != LC_OK) {
+    if (atomic_exchange(&unsupported, 1) == 0)
+      lc_log_info("sender - the node does not answer anvil_getAutomine (%s): mine nudge off", err);
+    json_decref(res);
+    return;
+  }
+  /* Only on a fresh answer: a stage descheduled between the two calls could
+   * otherwise mine right after someone switched automine off. */
+  if (json_is_true(res) && lc_mono_ms() - now <= NUDGE_FRESH_MS) {
+    json_decref(res);
+    res = NULL;
+    if (rpc_call(&ctx->rpc, "evm_mine", NULL, &res, NULL, err) == LC_OK)
+      lc_metric_add("chain_mine_nudges_total", 1);
+  }
+  json_decref(res);
+}
+
+/* One stage loop. A stage runs when another stage wakes it (a transfer was
+ * stored -> broadcast; sent -> track; final -> report and broadcast), at
+ * once again while it finds work, and at the latest every poll_ms; with
+ * exponential backoff up to 5 s while a dependency is down. While transfers
+ * are in flight, track also looks at eth_blockNumber every TRACK_TICK_MS and
+ * runs as soon as a new block appears (receipts exist only then). */
+#define TRACK_TICK_MS 10
+
 static void *step_main(void *arg)
 {
   step_arg *sa = arg;
   chain_ctx *ctx = sa->ctx;
   static const char *const names[] = {"broadcast", "track", "report"};
+  static const int wake_of[] = {CHAIN_WAKE_BROADCAST, CHAIN_WAKE_TRACK, CHAIN_WAKE_REPORT};
   const char *name = names[sa->step];
   lc_amqp_pub *pub = NULL;
   char err[LC_ERR_LEN], last[LC_ERR_LEN] = "";
-  int64_t backoff = 0;
+  int64_t backoff = 0, last_pass = 0, last_nudge = 0;
+  unsigned seen = 0;
+  int woke = 0;
 
   while (!atomic_load(&lc_svc_stopping)) {
     int n = 0, rc;
     int64_t t0 = lc_mono_ms();
 
+    if (sa->step == STEP_TRACK && !woke && backoff == 0 && last_pass != 0 &&
+        t0 - last_pass < ctx->poll_ms) {
+      if (atomic_load(&ctx->track_open) == 0) {
+        woke = chain_wait(ctx, wake_of[sa->step], &seen, ctx->poll_ms - (t0 - last_pass));
+        continue;
+      }
+      if (atomic_load(&ctx->track_unmined) > 0)
+        mine_nudge(ctx, &last_nudge);
+      if (!new_block(ctx)) {
+        woke = chain_wait(ctx, wake_of[sa->step], &seen, TRACK_TICK_MS);
+        continue;
+      }
+    }
+    woke = 0;
+    last_pass = t0;
     err[0] = '\0';
     if (sa->step == STEP_BROADCAST) {
       rc = chain_sender_broadcast(ctx, &n, err);
@@ -1031,7 +1299,14 @@ static void *step_main(void *arg)
       backoff = 0;
     if (backoff == 0 && n > 0)
       continue; /* more work may be waiting */
-    sleep_ms((backoff > 0 ? backoff : ctx->poll_ms) - (lc_mono_ms() - t0));
+    if (backoff > 0) {
+      sleep_ms(backoff - (lc_mono_ms() - t0));
+      continue;
+    }
+    woke = chain_wait(ctx, wake_of[sa->step], &seen,
+                      sa->step == STEP_TRACK && atomic_load(&ctx->track_open) > 0
+                          ? TRACK_TICK_MS
+                          : ctx->poll_ms - (lc_mono_ms() - t0));
   }
   if (pub != NULL)
     lc_amqp_pub_close(pub);

@@ -389,6 +389,66 @@ START_TEST(test_nonce_contiguous_concurrent)
 }
 END_TEST
 
+/* Batched stores (CHAIN_CONSUMERS > 1): 6 concurrent handlers, every one of
+ * 30 debits delivered twice at about the same time (by two threads): each
+ * call acks (LC_OK), one transfer per debit, nonces contiguous. */
+#define BATCH_THREADS 6
+#define BATCH_DEBITS 30
+
+static char g_bd[BATCH_DEBITS][37], g_bu[BATCH_DEBITS][37];
+
+static void *batch_worker(void *arg)
+{
+  long t = (long)arg, fails = 0;
+  int from = (int)(t % 3) * (BATCH_DEBITS / 3);
+  for (int i = from; i < from + BATCH_DEBITS / 3; i++)
+    if (handle(g_bd[i], g_bu[i], 1 + i % 7) != LC_OK)
+      fails++;
+  return (void *)fails;
+}
+
+START_TEST(test_batched_stores)
+{
+  pthread_t th[BATCH_THREADS];
+  int64_t before, after, n, mn, mx, distinct;
+  char list[BATCH_DEBITS * 38 + 4];
+  size_t len = 0;
+  int i;
+
+  for (i = 0; i < BATCH_DEBITS; i++) {
+    lc_uuid_v4(g_bd[i]);
+    lc_uuid_v4(g_bu[i]);
+    len += (size_t)snprintf(list + len, sizeof(list) - len, "%s%s", i ? "," : "{", g_bd[i]);
+  }
+  snprintf(list + len, sizeof(list) - len, "}");
+  before = sql_i64("SELECT next_nonce FROM nonces WHERE address = $1", g_ctx.master_str);
+  g_ctx.consumers = BATCH_THREADS;
+  for (i = 0; i < BATCH_THREADS; i++)
+    ck_assert_int_eq(pthread_create(&th[i], NULL, batch_worker, (void *)(long)i), 0);
+  for (i = 0; i < BATCH_THREADS; i++) {
+    void *ret = NULL;
+    pthread_join(th[i], &ret);
+    ck_assert_int_eq((long)ret, 0);
+  }
+  g_ctx.consumers = 1;
+  after = sql_i64("SELECT next_nonce FROM nonces WHERE address = $1", g_ctx.master_str);
+  ck_assert_int_eq(after - before, BATCH_DEBITS);
+  ck_assert_int_eq(sql_i64("SELECT count(*) FROM transfers WHERE debit_id = ANY($1::uuid[])", list),
+                   BATCH_DEBITS);
+  ck_assert_int_eq(sql_i64("SELECT count(*) FROM transfer_attempts WHERE debit_id = ANY($1::uuid[])",
+                           list),
+                   BATCH_DEBITS);
+  n = sql_i64("SELECT count(*) FROM transfers WHERE nonce >= $1::bigint", "0");
+  mn = sql_i64("SELECT min(nonce) FROM transfers WHERE from_address = $1", g_ctx.master_str);
+  mx = sql_i64("SELECT max(nonce) FROM transfers WHERE from_address = $1", g_ctx.master_str);
+  distinct = sql_i64("SELECT count(DISTINCT nonce) FROM transfers WHERE from_address = $1",
+                     g_ctx.master_str);
+  ck_assert_int_eq(distinct, n);
+  ck_assert_int_eq(mx - mn + 1, n);
+  ck_assert_int_eq(mx + 1, after);
+}
+END_TEST
+
 /* Drives broadcast + track until debit_id is final or timeout; returns ms. */
 static int64_t drive_until_final(const char *debit_id)
 {
@@ -532,6 +592,7 @@ int main(void)
   tcase_add_test(tc, test_rejects_malformed);
   tcase_add_test(tc, test_node_down_burns_nothing);
   tcase_add_test(tc, test_nonce_contiguous_concurrent);
+  tcase_add_test(tc, test_batched_stores);
   tcase_add_test(tc, test_round_trip);
   tcase_add_test(tc, test_rebroadcast_is_harmless);
   suite_add_tcase(s, tc);

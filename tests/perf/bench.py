@@ -311,6 +311,21 @@ def chain_drain(t_start, timeout=120):
             "errors": int(n) - int(c), "n": int(c), "daemons": s.cols(), "hwm": s.hwm, "debits": int(n)}
 
 
+def ceiling_node(n=2000, batch=50):
+    """W4's ceiling: the stack's anvil confirming pre-signed transfers of
+    anvil account 9 (tests/perf/node_ceiling.py --stack), nothing of ours in
+    the way; latency = send -> receipt seen."""
+    with Sampler() as s:
+        r = subprocess.run([sys.executable, os.path.join(HERE, "node_ceiling.py"), str(n), str(batch), "--stack"],
+                           capture_output=True, text=True)
+    try:
+        j = json.loads(r.stdout.strip().splitlines()[-1])
+    except (ValueError, IndexError):
+        j = {"tx_per_s": 0, "confirmed": 0}
+    return {"rps": j.get("tx_per_s", 0), "p50": j.get("p50_ms"), "p99": j.get("p99_ms"), "max": j.get("max_ms", 0),
+            "errors": n - j.get("confirmed", 0), "n": j.get("confirmed", 0), "daemons": s.cols(), "hwm": s.hwm}
+
+
 # ---------------------------------------------------------------- report
 def fmt(v, f="%.1f"):
     return "—" if v is None else f % v
@@ -346,6 +361,9 @@ def main():
     log("W4: draining W2's debits to confirmed on anvil")
     w4 = chain_drain(t_w2)
     rows.append(("W4 chain: W2's debits committed → confirmed", w4))
+    log("ceiling (d): the node itself, pre-signed transfers (node_ceiling.py --stack)")
+    node = ceiling_node()
+    rows.append(("ceiling: anvil, pre-signed ERC-20 transfers, JSON-RPC batches", node))
     log("W3: POST /v1/files 64 KiB")
     w3 = wrk(GW + "/v1/files", "w3_upload.lua", {"PERF_TOKEN": tok}, conns=min(CONNS, 8))
     rows.append(("W3 POST /v1/files 64 KiB", w3))
@@ -366,7 +384,8 @@ def main():
     out.append("| workload | req/s | p50 ms | p99 ms | max ms | errors | n | ratio to ceiling |")
     out.append("|---|---:|---:|---:|---:|---:|---:|---:|")
     ratio = {"W1": "%.0f%% of hello" % (100 * w1["rps"] / hello["rps"]),
-             "W2": "%.0f%% of pgbench" % (100 * w2["rps"] / pgb["rps"])}
+             "W2": "%.0f%% of pgbench" % (100 * w2["rps"] / pgb["rps"]),
+             "W4": "%.0f%% of node" % (100 * w4["rps"] / node["rps"]) if node["rps"] else ""}
     for name, r in rows:
         out.append("| %s | %.0f | %s | %s | %s | %d | %d | %s |" % (
             name, r["rps"], fmt(r["p50"], "%.2f"), fmt(r["p99"], "%.2f"), fmt(r["max"], "%.1f"), r["errors"],

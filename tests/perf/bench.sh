@@ -27,7 +27,8 @@ export GATEWAY_URL="$STACK_GATEWAY_URL" GATEWAY_CA="$GW_TLS_CERT_FILE" STACK_STA
 BUILD_DIR="${BUILD_DIR:-$REPO/build}"
 [[ -f "$BUILD_DIR/build.ninja" ]] || meson setup "$BUILD_DIR" >/dev/null
 ninja -C "$BUILD_DIR" build.ninja >/dev/null  # re-run meson when meson.build changed
-ninja -C "$BUILD_DIR" tests/perf/perf-hello chain-svc/amqp_pub >/dev/null
+ninja -C "$BUILD_DIR" tests/perf/perf-hello chain-svc/amqp_pub chain-svc/node_ceiling >/dev/null
+export BUILD_DIR
 export PERF_HELLO_BIN="$BUILD_DIR/tests/perf/perf-hello" PERF_AMQP_PUB_BIN="$BUILD_DIR/chain-svc/amqp_pub"
 PERF_BUILDTYPE="$(meson introspect --buildoptions "$BUILD_DIR" 2>/dev/null |
   python3 -c 'import json,sys; print(next(o["value"] for o in json.load(sys.stdin) if o["name"]=="buildtype"))' ||
