@@ -454,9 +454,6 @@ static int reserve_unit(PGconn *c, void *arg, char err[LC_ERR_LEN]) {
   int rc = lc_db_begin(c, err);
   if (rc != LC_OK)
     return rc;
-  rc = open_in_tx(c, a->user_id, a->request_id, NULL, err);
-  if (rc != LC_OK)
-    return tx_rollback(c, rc);
   if (a->idem_key) {
     rc = find_idem(c, a, err);
     if (rc == LC_OK)
@@ -465,27 +462,56 @@ static int reserve_unit(PGconn *c, void *arg, char err[LC_ERR_LEN]) {
       return tx_rollback(c, rc);
   }
   /* The atomic guard: concurrent reservers serialise on the account row and
-   * re-check the predicate against the latest committed version. */
+   * re-check the predicate against the latest committed version.
+   *
+   * Durability: the guard also makes this transaction's commit asynchronous
+   * (set_config(..., true) = SET LOCAL synchronous_commit = off), so the
+   * reserve does not wait for its own WAL flush. A reservation is a hold,
+   * not a charge: the debit is written only by commit_unit, whose commit is
+   * synchronous, and flushing the WAL up to that commit record flushes this
+   * earlier one too (the WAL is one ordered stream). So a debit is never
+   * durable without its reservation; a crash can only lose a reservation
+   * that nothing has committed yet, together with its hold, ledger entry
+   * and audit row (one atomic transaction), and its later commit then finds
+   * no reservation and the caller's work is answered as released (nothing
+   * charged), exactly as for a release. Halves the fsyncs of a paid action.
+   *
+   * The account is opened (signup bonus) only when the guard finds no row:
+   * one statement less on every reserve of an existing account. */
   const char *pu[2] = {a->user_id, cost};
-  rc = lc_db_exec(c,
-                  "UPDATE accounts SET reserved = reserved + $2::bigint, updated_at = now()"
-                  " WHERE user_id = $1::uuid AND balance - reserved >= $2::bigint"
-                  " RETURNING balance",
-                  2, pu, &r, err);
-  if (rc != LC_OK)
-    return tx_rollback(c, rc);
-  int got = PQntuples(r);
+  int got = 0;
   int64_t bal = 0;
-  if (got == 1 && cell_i64(r, 0, 0, &bal) != LC_OK)
-    got = 0;
-  PQclear(r);
-  r = NULL;
-  if (got != 1) {
+  for (int pass = 0; pass < 2; pass++) {
+    rc = lc_db_exec(c,
+                    "UPDATE accounts SET reserved = reserved + $2::bigint, updated_at = now()"
+                    " WHERE user_id = $1::uuid AND balance - reserved >= $2::bigint"
+                    " RETURNING balance, set_config('synchronous_commit', 'off', true)",
+                    2, pu, &r, err);
+    if (rc != LC_OK)
+      return tx_rollback(c, rc);
+    got = PQntuples(r);
+    if (got == 1 && cell_i64(r, 0, 0, &bal) != LC_OK)
+      got = 0;
+    PQclear(r);
+    r = NULL;
+    if (got == 1)
+      break;
     rc = lc_db_exec(c, "SELECT balance - reserved FROM accounts WHERE user_id = $1::uuid", 1, pu,
                     &r, err);
-    if (rc == LC_OK && PQntuples(r) == 1)
+    if (rc != LC_OK)
+      return tx_rollback(c, rc);
+    int exists = PQntuples(r) == 1;
+    if (exists)
       cell_i64(r, 0, 0, &a->available);
     PQclear(r);
+    r = NULL;
+    if (exists || pass > 0)
+      break;
+    rc = open_in_tx(c, a->user_id, a->request_id, NULL, err); /* first use: open, retry */
+    if (rc != LC_OK)
+      return tx_rollback(c, rc);
+  }
+  if (got != 1) {
     lc_db_rollback(c);
     return lc_err_set(err, LC_ERR_FUNDS, "insufficient credits: available %lld, cost %lld",
                       (long long)a->available, (long long)a->cost);
@@ -693,13 +719,15 @@ static int write_debit(PGconn *c, const char *res_id, const res_row *row, const 
   json_decref(body);
   if (env == NULL)
     return lc_err_set(err, LC_ERR, "cannot build message envelope");
+  /* outbox row + wake-up of the relay in one statement (one round trip) */
   const char *po[3] = {msg_id, "credit.debit.committed", env};
-  rc = lc_db_exec(c, "INSERT INTO outbox (id, routing_key, payload) VALUES ($1::uuid, $2, $3)", 3,
-                  po, NULL, err);
+  rc = lc_db_exec(c,
+                  "WITH o AS (INSERT INTO outbox (id, routing_key, payload)"
+                  " VALUES ($1::uuid, $2, $3) RETURNING id)"
+                  " SELECT pg_notify('" CREDIT_OUTBOX_CHANNEL "', '') FROM o",
+                  3, po, NULL, err);
   free(env);
-  if (rc != LC_OK)
-    return rc;
-  return lc_db_exec(c, "SELECT pg_notify('" CREDIT_OUTBOX_CHANNEL "', '')", 0, NULL, NULL, err);
+  return rc;
 }
 
 static int commit_unit(PGconn *c, void *arg, char err[LC_ERR_LEN]) {
