@@ -277,6 +277,11 @@ int main(void) {
     goto out;
   }
   auth_pw_set_max_waiters(pw, (int)lc_cfg_int(cfg, "AUTH_PWHASH_QUEUE"));
+  lc_log_info("password hashing - at most %lld Argon2id runs at once (%lld MiB), %lld waiting",
+              (long long)lc_cfg_int(cfg, "AUTH_PWHASH_CONCURRENCY"),
+              (long long)(lc_cfg_int(cfg, "AUTH_PWHASH_CONCURRENCY") *
+                          (lc_cfg_int(cfg, "AUTH_PWHASH_MEMLIMIT") / (1024 * 1024))),
+              (long long)lc_cfg_int(cfg, "AUTH_PWHASH_QUEUE"));
   ctx.pw = pw;
   rc = bootstrap_admin(cfg, &ctx, err);
   if (rc != LC_OK) {

@@ -78,6 +78,16 @@ void auth_pw_set_max_waiters(auth_pw *pw, int max_waiters) {
   pthread_mutex_unlock(&pw->mu);
 }
 
+int auth_pw_saturated(auth_pw *pw) {
+  int full;
+  pthread_mutex_lock(&pw->mu);
+  full = pw->in_use >= pw->concurrency && pw->max_waiters > 0 && pw->waiting >= pw->max_waiters;
+  if (full)
+    pw->queue_full++;
+  pthread_mutex_unlock(&pw->mu);
+  return full;
+}
+
 uint64_t auth_pw_queue_full(auth_pw *pw) {
   uint64_t n;
   pthread_mutex_lock(&pw->mu);

@@ -65,6 +65,10 @@ int auth_pw_slot_acquire(auth_pw *pw);
 void auth_pw_slot_release(auth_pw *pw);
 /* Slots currently held (for tests and metrics). */
 int auth_pw_in_use(auth_pw *pw);
+/* 1 when a caller arriving now would be refused at once (all slots busy and
+ * max_waiters already waiting). A racy snapshot for load shedding before
+ * any other work (the login's user lookup); the acquire still decides. */
+int auth_pw_saturated(auth_pw *pw);
 /* Callers refused because max_waiters were already waiting (metrics). */
 uint64_t auth_pw_queue_full(auth_pw *pw);
 

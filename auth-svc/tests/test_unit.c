@@ -175,14 +175,16 @@ START_TEST(test_queue_full_refused_at_once) {
   ck_assert_int_eq(pthread_create(&th, NULL, hash_thread, &j), 0);
   usleep(200 * 1000); /* the thread now waits: the queue (1) is full */
   int64_t t0 = lc_mono_ms();
+  ck_assert_int_eq(auth_pw_saturated(pw), 1);
   ck_assert_int_eq(auth_pw_hash(pw, "password1", 9, h, err), LC_ERR_UNAVAIL);
   ck_assert_int_eq(auth_pw_verify(pw, NULL, "password1", 9, err), LC_ERR_UNAVAIL);
   int64_t dt = lc_mono_ms() - t0;
   ck_assert_msg(dt < 100, "refusal took %lld ms", (long long)dt);
-  ck_assert_uint_eq(auth_pw_queue_full(pw), 2);
+  ck_assert_uint_eq(auth_pw_queue_full(pw), 3);
   auth_pw_slot_release(pw);
   pthread_join(th, NULL);
   ck_assert_int_eq(j.rc, LC_OK); /* the queued caller was served */
+  ck_assert_int_eq(auth_pw_saturated(pw), 0);
   /* 0 = unbounded again: a waiter is admitted and times out normally */
   auth_pw_set_max_waiters(pw, 0);
   ck_assert_int_eq(auth_pw_hash(pw, "password1", 9, h, err), LC_OK);
