@@ -1,5 +1,6 @@
 /* gw_keys.c - see gw_keys.h. */
 #include "gw_keys.h"
+#include "gw_upstream.h"
 
 #include <jansson.h>
 #include <stdlib.h>
@@ -238,9 +239,14 @@ int gw_keys_verify_http(void *ud, const char *key, gw_key_info *info, char err[L
   if (body == NULL)
     return lc_err_set(err, LC_ERR_NOMEM, "cannot build request");
   lc_http_resp resp = {0};
-  int rc = lc_iauth_call(up->secret, up->secret_len, up->auth_url, "POST",
-                         "/internal/api-keys/verify", &sys, NULL, body, strlen(body),
-                         up->timeout_ms, &resp, err);
+  /* verify only reads: safe to repeat on another auth-svc instance */
+  int rc = up->auth_pool != NULL
+               ? gw_upstream_iauth_call(up->auth_pool, 1, up->secret, up->secret_len, "POST",
+                                        "/internal/api-keys/verify", &sys, NULL, body,
+                                        strlen(body), up->timeout_ms, &resp, err)
+               : lc_iauth_call(up->secret, up->secret_len, up->auth_url, "POST",
+                               "/internal/api-keys/verify", &sys, NULL, body, strlen(body),
+                               up->timeout_ms, &resp, err);
   memset(body, 0, strlen(body));
   free(body);
   if (rc != LC_OK)

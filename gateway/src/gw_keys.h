@@ -59,6 +59,7 @@ typedef struct {
 /* Upstream for gw_keys_verify_http (borrowed strings; must outlive use). */
 typedef struct {
   const char *auth_url;
+  struct gw_pool *auth_pool; /* auth-svc instances (gw_upstream.h); NULL = auth_url */
   const uint8_t *secret;
   size_t secret_len;
   long timeout_ms;

@@ -9,6 +9,7 @@
 #include <sys/socket.h>
 #include <time.h>
 
+#include "gw_upstream.h"
 #include "lc/http.h"
 #include "lc/log.h"
 #include "lc/util.h"
@@ -158,7 +159,12 @@ int gw_proxy_forward_ex(const gw_upstream *up, const struct _u_request *req,
       .keep_headers = 1,
   };
   lc_http_resp hres = {0};
-  rc = lc_http_do(&hr, &hres, err);
+  /* Instance selection and the connect-failure retry: gw_upstream.h. */
+  if (up->pool != NULL)
+    rc = gw_upstream_do(up->pool, path, gw_upstream_retry_safe(req->http_verb, path), &hr,
+                        &hres, err);
+  else
+    rc = lc_http_do(&hr, &hres, err);
   if (rc != LC_OK) {
     lc_http_resp_free(&hres);
     return rc;

@@ -21,6 +21,7 @@ typedef struct {
   size_t secret_len;
   long timeout_ms;
   size_t max_resp;       /* cap on the upstream body */
+  struct gw_pool *pool;  /* instances (gw_upstream.h); NULL = base_url only */
 } gw_upstream;
 
 /* Forwards req to up as identity id and writes the upstream's answer into

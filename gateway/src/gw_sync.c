@@ -1,5 +1,6 @@
 /* gw_sync.c - see gw_sync.h. */
 #include "gw_sync.h"
+#include "gw_upstream.h"
 
 #include <stdbool.h>
 #include <string.h>
@@ -57,8 +58,12 @@ static int load_once(gw_sync *s, char err[LC_ERR_LEN]) {
   lc_strlcpy(sys.role, "system", sizeof(sys.role));
   lc_uuid_v4(sys.request_id);
   lc_http_resp resp = {0};
-  int rc = lc_iauth_call(s->secret, s->secret_len, s->auth_url, "GET", "/internal/revocations",
-                         &sys, NULL, NULL, 0, 5000, &resp, err);
+  int rc = s->auth_pool != NULL
+               ? gw_upstream_iauth_call(s->auth_pool, 1, s->secret, s->secret_len, "GET",
+                                        "/internal/revocations", &sys, NULL, NULL, 0, 5000, &resp,
+                                        err)
+               : lc_iauth_call(s->secret, s->secret_len, s->auth_url, "GET",
+                               "/internal/revocations", &sys, NULL, NULL, 0, 5000, &resp, err);
   if (rc == LC_OK && resp.status != 200)
     rc = lc_err_set(err, LC_ERR_UNAVAIL, "auth-svc answered %ld", resp.status);
   if (rc == LC_OK &&

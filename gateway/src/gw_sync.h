@@ -26,6 +26,7 @@ typedef struct {
   /* set by the caller before gw_sync_start (borrowed) */
   const char *amqp_url;
   const char *auth_url;
+  struct gw_pool *auth_pool; /* auth-svc instances (gw_upstream.h); NULL = auth_url */
   const uint8_t *secret;
   size_t secret_len;
   gw_revoke *rv;

@@ -12,6 +12,7 @@
 #include "gw_routes.h"
 #include "gw_static.h"
 #include "gw_sync.h"
+#include "gw_upstream.h"
 #include "lc/cfg.h"
 #include "lc/http.h"
 #include "lc/log.h"
@@ -27,14 +28,25 @@ static const lc_cfg_spec SPECS[] = {
     {"JWT_ISSUER", LC_CFG_STR, 1, 127, "credit-saas", 0, "expected iss"},
     {"JWT_AUDIENCE", LC_CFG_STR, 1, 127, "credit-saas-api", 0, "expected aud"},
     {"GW_JWT_LEEWAY", LC_CFG_INT, 0, 300, "30", 0, "clock skew tolerated on exp/iat (s)"},
-    {"GW_AUTH_URL", LC_CFG_STR, 8, 255, "http://127.0.0.1:21001", 0, "auth-svc base URL"},
-    {"GW_CREDIT_URL", LC_CFG_STR, 8, 255, "http://127.0.0.1:21002", 0, "credit-svc base URL"},
-    {"GW_STORAGE_URL", LC_CFG_STR, 8, 255, "http://127.0.0.1:21003", 0, "storage-svc base URL"},
-    {"GW_CHAIN_URL", LC_CFG_STR, 8, 255, "http://127.0.0.1:21004", 0, "chain-svc base URL"},
+    {"GW_AUTH_URL", LC_CFG_STR, 8, 2047, "http://127.0.0.1:21001", 0,
+     "auth-svc base URL, or a comma-separated list of instances (at most 8)"},
+    {"GW_CREDIT_URL", LC_CFG_STR, 8, 2047, "http://127.0.0.1:21002", 0,
+     "credit-svc base URL, or a comma-separated list of instances (at most 8)"},
+    {"GW_STORAGE_URL", LC_CFG_STR, 8, 2047, "http://127.0.0.1:21003", 0,
+     "storage-svc base URL, or a comma-separated list of instances (at most 8)"},
+    {"GW_CHAIN_URL", LC_CFG_STR, 8, 2047, "http://127.0.0.1:21004", 0,
+     "chain-svc base URL, or a comma-separated list of instances (at most 8)"},
     {"GW_MAX_BODY", LC_CFG_INT, 1024, 104857600, "1048576", 0, "request body limit (bytes)"},
     {"GW_MAX_CONNS", LC_CFG_INT, 1, 100000, "1024", 0, "concurrent connection limit"},
     {"GW_IDLE_TIMEOUT", LC_CFG_INT, 1, 3600, "30", 0, "idle connection timeout (s)"},
     {"GW_UPSTREAM_TIMEOUT_MS", LC_CFG_INT, 100, 600000, "30000", 0, "per-request upstream timeout"},
+    {"GW_HEALTH_INTERVAL_MS", LC_CFG_INT, 100, 600000, "1000", 0,
+     "active check of every upstream instance every this many ms (GET /readyz; /healthz when "
+     "a daemon has one instance)"},
+    {"GW_HEALTH_TIMEOUT_MS", LC_CFG_INT, 50, 60000, "1000", 0, "timeout of one active check (ms)"},
+    {"GW_UPSTREAM_BACKOFF_MS", LC_CFG_INT, 0, 600000, "5000", 0,
+     "an instance that failed a request (refused, reset, timeout) gets no traffic this long "
+     "unless an active check passes first (0 = no passive back-off)"},
     {"INTERNAL_SECRET", LC_CFG_SECRET, 64, 128, NULL, 1, "HMAC key for internal identity headers"},
     {"AMQP_URL", LC_CFG_SECRET, 8, 1024, NULL, 1, "RabbitMQ URL (auth.events revocations)"},
     {"GW_REVOCATIONS_REQUIRED", LC_CFG_BOOL, 0, 1, "1", 0,
@@ -72,33 +84,24 @@ static gw_keycache g_keys;
 static gw_keys_upstream g_keys_up;
 static gw_rl g_rl;
 static gw_static g_static;
+static gw_pool g_pools[GW_UP_COUNT];
+static gw_health g_health;
 static gw_jwtcache g_jwtc; /* verified access tokens (claims; expiry + revocation re-checked) */
 
 static int revocations_loaded(void *ud) { return gw_sync_loaded(ud); }
 
-/* /readyz: revocation list loaded and every upstream answers /healthz (the
- * answer is cached for a second so probes cannot amplify load). */
+/* /readyz: revocation list loaded and at least one instance of every
+ * upstream alive, i.e. the health thread's last check connected (no probe
+ * fans out). A daemon that answers "not ready" (chain node or broker down)
+ * or slowly keeps the gateway ready: its routes answer the daemon's own 503s. */
 static int ready(void *ud) {
   const gw_ctx *ctx = ud;
-  static _Atomic int64_t checked_ms = 0;
-  static atomic_int last_ok = 0;
   if (!gw_sync_loaded(&g_sync))
     return 0;
-  int64_t now = lc_mono_ms();
-  if (now - atomic_load(&checked_ms) < 1000)
-    return atomic_load(&last_ok);
-  int ok = 1;
-  for (int i = 0; i < GW_UP_COUNT && ok; i++) {
-    char url[320], err[LC_ERR_LEN];
-    snprintf(url, sizeof(url), "%s/healthz", ctx->up[i].base_url);
-    lc_http_req hr = {.method = "GET", .url = url, .timeout_ms = 1000, .max_resp = 4096};
-    lc_http_resp hres = {0};
-    ok = lc_http_do(&hr, &hres, err) == LC_OK && hres.status == 200;
-    lc_http_resp_free(&hres);
-  }
-  atomic_store(&last_ok, ok);
-  atomic_store(&checked_ms, now);
-  return ok;
+  for (int i = 0; i < GW_UP_COUNT; i++)
+    if (ctx->up[i].pool != NULL && gw_upstream_nalive(ctx->up[i].pool) == 0)
+      return 0;
+  return 1;
 }
 
 static gw_rl_limit limit(const lc_cfg *cfg, const char *name) {
@@ -145,8 +148,14 @@ int main(void) {
   static const char *const URLS[GW_UP_COUNT] = {"GW_AUTH_URL", "GW_CREDIT_URL", "GW_STORAGE_URL",
                                                 "GW_CHAIN_URL"};
   for (int i = 0; i < GW_UP_COUNT; i++) {
+    if (gw_pool_init(&g_pools[i], NAMES[i], lc_cfg_str(cfg, URLS[i]),
+                     lc_cfg_int(cfg, "GW_UPSTREAM_BACKOFF_MS"), err) != LC_OK) {
+      lc_log_error("gateway - %s: %s", URLS[i], err);
+      goto out;
+    }
     ctx.up[i].name = NAMES[i];
-    ctx.up[i].base_url = lc_cfg_str(cfg, URLS[i]);
+    ctx.up[i].pool = &g_pools[i];
+    ctx.up[i].base_url = gw_upstream_url(&g_pools[i], 0);
     ctx.up[i].secret = (const uint8_t *)secret;
     ctx.up[i].secret_len = strlen(secret);
     ctx.up[i].timeout_ms = (long)lc_cfg_int(cfg, "GW_UPSTREAM_TIMEOUT_MS");
@@ -160,6 +169,7 @@ int main(void) {
     goto out;
   }
   g_keys_up.auth_url = ctx.up[GW_UP_AUTH].base_url;
+  g_keys_up.auth_pool = &g_pools[GW_UP_AUTH];
   g_keys_up.secret = (const uint8_t *)secret;
   g_keys_up.secret_len = strlen(secret);
   g_keys_up.timeout_ms = 3000;
@@ -200,10 +210,24 @@ int main(void) {
 
   g_sync.amqp_url = lc_cfg_str(cfg, "AMQP_URL");
   g_sync.auth_url = ctx.up[GW_UP_AUTH].base_url;
+  g_sync.auth_pool = &g_pools[GW_UP_AUTH];
   g_sync.secret = (const uint8_t *)secret;
   g_sync.secret_len = strlen(secret);
   g_sync.rv = &g_rv;
   g_sync.keys = &g_keys;
+  static gw_pool *pools[GW_UP_COUNT];
+  for (int i = 0; i < GW_UP_COUNT; i++) {
+    pools[i] = &g_pools[i];
+    gw_upstream_publish(pools[i], lc_mono_ms());
+    lc_log_info("Event - %s: %d instance(s)", g_pools[i].name, g_pools[i].n);
+  }
+  if (gw_health_start(&g_health, pools, GW_UP_COUNT, lc_cfg_int(cfg, "GW_HEALTH_INTERVAL_MS"),
+                      (long)lc_cfg_int(cfg, "GW_HEALTH_TIMEOUT_MS"), err) != LC_OK) {
+    lc_log_error("gateway - %s", err);
+    goto out;
+  }
+  lc_metric_help("gateway_upstream_up", "gauge",
+                 "1 when the upstream instance gets traffic (readiness check passed, no back-off)");
   if (gw_sync_start(&g_sync, err) != LC_OK) {
     lc_log_error("gateway - %s", err);
     goto out;
@@ -253,6 +277,7 @@ out:
     ulfius_stop_framework(&inst);
   if (inst_ok)
     ulfius_clean_instance(&inst);
+  gw_health_stop(&g_health);
   gw_sync_stop(&g_sync);
   gw_keys_free(&g_keys);
   gw_revoke_free(&g_rv);

@@ -183,6 +183,14 @@ int lc_http_do(const lc_http_req *req, lc_http_resp *resp, char err[LC_ERR_LEN])
   cc = curl_easy_perform(h);
   curl_easy_getinfo(h, CURLINFO_RESPONSE_CODE, &resp->status);
   if (cc != CURLE_OK) {
+    /* No connection and not one request byte sent (REQUEST_SIZE sums
+     * libcurl's own retries on a dead kept-alive connection): the caller
+     * may safely try another server. */
+    long sent = 0;
+    curl_easy_getinfo(h, CURLINFO_REQUEST_SIZE, &sent);
+    resp->connect_failed = sent == 0 && (cc == CURLE_COULDNT_CONNECT ||
+                                         cc == CURLE_COULDNT_RESOLVE_HOST ||
+                                         cc == CURLE_OPERATION_TIMEDOUT);
     if (s.too_large || cc == CURLE_FILESIZE_EXCEEDED)
       rc = lc_err_set(err, LC_ERR_TOO_LARGE, "http: response larger than %zu bytes", s.max);
     else if (cc == CURLE_OPERATION_TIMEDOUT)

@@ -29,6 +29,8 @@ typedef struct {
   char *body;                  /* new, NUL-terminated (len excludes NUL); may be NULL when empty */
   size_t len;
   struct curl_slist *headers;  /* "Name: value" lines when keep_headers, else NULL */
+  int connect_failed;          /* 1 = no connection was made (refused, unresolvable, connect
+                                * timeout): nothing of the request was sent */
 } lc_http_resp;
 
 /* Performs the request. Transport failure -> LC_ERR_IO (or LC_ERR_TIMEOUT);
