@@ -165,6 +165,9 @@ int auth_account_login(const auth_ctx *ctx, const char *email, const char *passw
     return rc;
   if (password == NULL || pwlen == 0 || pwlen > AUTH_PW_MAX_LEN)
     return lc_err_set(err, LC_ERR_PARAM, "password must be 1..%d bytes", AUTH_PW_MAX_LEN);
+  /* shed a login burst before the user lookup (same answer for every email) */
+  if (auth_pw_saturated(ctx->pw))
+    return lc_err_set(err, LC_ERR_UNAVAIL, "password hashing busy");
   rc = find_by_email(ctx, norm, u, err);
   if (rc != LC_OK && rc != LC_ERR_NOTFOUND)
     return rc;

@@ -69,6 +69,8 @@ static const lc_cfg_spec SPECS[] = {
   {"AUTH_PWHASH_CONCURRENCY", LC_CFG_INT, 1, 256, "2", 1, "concurrent Argon2id runs"},
   {"AUTH_PWHASH_WAIT_MS", LC_CFG_INT, 1, 60000, "3000", 1,
    "max wait for a hashing slot before 503 (ms)"},
+  {"AUTH_PWHASH_QUEUE", LC_CFG_INT, 0, 10000, "8", 1,
+   "max requests waiting for a hashing slot; more get 503 at once (0 = unbounded)"},
   {"AUTH_MAX_CONNS", LC_CFG_INT, 1, 10000, "256", 1, "HTTP connection limit"},
   {"INTERNAL_SECRET", LC_CFG_SECRET, 64, 128, NULL, 1, "internal HMAC key, hex"},
   {"LOG_LEVEL", LC_CFG_STR, 4, 7, "info", 1, "error|warning|info|debug"},
@@ -274,6 +276,12 @@ int main(void) {
     lc_log_error("password hasher: %s", err);
     goto out;
   }
+  auth_pw_set_max_waiters(pw, (int)lc_cfg_int(cfg, "AUTH_PWHASH_QUEUE"));
+  lc_log_info("password hashing - at most %lld Argon2id runs at once (%lld MiB), %lld waiting",
+              (long long)lc_cfg_int(cfg, "AUTH_PWHASH_CONCURRENCY"),
+              (long long)(lc_cfg_int(cfg, "AUTH_PWHASH_CONCURRENCY") *
+                          (lc_cfg_int(cfg, "AUTH_PWHASH_MEMLIMIT") / (1024 * 1024))),
+              (long long)lc_cfg_int(cfg, "AUTH_PWHASH_QUEUE"));
   ctx.pw = pw;
   rc = bootstrap_admin(cfg, &ctx, err);
   if (rc != LC_OK) {

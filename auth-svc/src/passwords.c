@@ -20,6 +20,9 @@ struct auth_pw {
   int concurrency;
   int wait_ms;
   int in_use;
+  int waiting;     /* callers blocked in auth_pw_slot_acquire */
+  int max_waiters; /* 0 = unbounded */
+  uint64_t queue_full;
   pthread_mutex_t mu;
   pthread_cond_t cv;
   char dummy[AUTH_PW_HASH_MAX];
@@ -49,6 +52,12 @@ int auth_pw_slot_acquire(auth_pw *pw) {
     deadline.tv_nsec -= 1000000000L;
   }
   pthread_mutex_lock(&pw->mu);
+  if (pw->in_use >= pw->concurrency && pw->max_waiters > 0 && pw->waiting >= pw->max_waiters) {
+    pw->queue_full++;
+    pthread_mutex_unlock(&pw->mu);
+    return LC_ERR_UNAVAIL;
+  }
+  pw->waiting++;
   while (pw->in_use >= pw->concurrency) {
     int w = pthread_cond_timedwait(&pw->cv, &pw->mu, &deadline);
     if (w == ETIMEDOUT && pw->in_use >= pw->concurrency) {
@@ -56,10 +65,35 @@ int auth_pw_slot_acquire(auth_pw *pw) {
       break;
     }
   }
+  pw->waiting--;
   if (rc == LC_OK)
     pw->in_use++;
   pthread_mutex_unlock(&pw->mu);
   return rc;
+}
+
+void auth_pw_set_max_waiters(auth_pw *pw, int max_waiters) {
+  pthread_mutex_lock(&pw->mu);
+  pw->max_waiters = max_waiters < 0 ? 0 : max_waiters;
+  pthread_mutex_unlock(&pw->mu);
+}
+
+int auth_pw_saturated(auth_pw *pw) {
+  int full;
+  pthread_mutex_lock(&pw->mu);
+  full = pw->in_use >= pw->concurrency && pw->max_waiters > 0 && pw->waiting >= pw->max_waiters;
+  if (full)
+    pw->queue_full++;
+  pthread_mutex_unlock(&pw->mu);
+  return full;
+}
+
+uint64_t auth_pw_queue_full(auth_pw *pw) {
+  uint64_t n;
+  pthread_mutex_lock(&pw->mu);
+  n = pw->queue_full;
+  pthread_mutex_unlock(&pw->mu);
+  return n;
 }
 
 void auth_pw_slot_release(auth_pw *pw) {

@@ -4,7 +4,11 @@
  * ("$argon2id$v=19$m=65536,t=2,p=1$..."). Each hash or verify needs memlimit
  * bytes, so an auth_pw object admits at most `concurrency` of them at once:
  * callers beyond that wait up to wait_ms for a slot and then get
- * LC_ERR_UNAVAIL (-> 503). An auth_pw is thread-safe. */
+ * LC_ERR_UNAVAIL (-> 503). At most max_waiters callers wait at once (see
+ * auth_pw_set_max_waiters); one more is refused at once, so a burst of
+ * logins costs at most concurrency * memlimit of Argon2id memory and is
+ * answered 503 + Retry-After in microseconds instead of after wait_ms.
+ * An auth_pw is thread-safe. */
 #ifndef AUTH_PASSWORDS_H
 #define AUTH_PASSWORDS_H
 
@@ -32,6 +36,10 @@ int auth_pw_new(size_t memlimit, uint64_t opslimit, int concurrency, int wait_ms
                 auth_pw **out, char err[LC_ERR_LEN]);
 void auth_pw_free(auth_pw *pw);
 
+/* Bounds the callers waiting for a slot (0 = no bound, the default of
+ * auth_pw_new). Beyond it auth_pw_slot_acquire fails at once. */
+void auth_pw_set_max_waiters(auth_pw *pw, int max_waiters);
+
 /* Checks a candidate password: 8..256 bytes, no NUL byte (len is the byte
  * length; UTF-8 validity is guaranteed by the JSON decoder). LC_OK or
  * LC_ERR_PARAM with err saying why. */
@@ -50,11 +58,18 @@ int auth_pw_verify(auth_pw *pw, const char *hash, const char *password, size_t l
                    char err[LC_ERR_LEN]);
 
 /* The slot semaphore itself (used by hash/verify; public so tests and
- * callers can reason about the bound). acquire waits at most wait_ms and
- * returns LC_OK or LC_ERR_UNAVAIL; every LC_OK must be paired with release. */
+ * callers can reason about the bound). acquire waits at most wait_ms (not at
+ * all when max_waiters callers already wait) and returns LC_OK or
+ * LC_ERR_UNAVAIL; every LC_OK must be paired with release. */
 int auth_pw_slot_acquire(auth_pw *pw);
 void auth_pw_slot_release(auth_pw *pw);
 /* Slots currently held (for tests and metrics). */
 int auth_pw_in_use(auth_pw *pw);
+/* 1 when a caller arriving now would be refused at once (all slots busy and
+ * max_waiters already waiting). A racy snapshot for load shedding before
+ * any other work (the login's user lookup); the acquire still decides. */
+int auth_pw_saturated(auth_pw *pw);
+/* Callers refused because max_waiters were already waiting (metrics). */
+uint64_t auth_pw_queue_full(auth_pw *pw);
 
 #endif

@@ -157,6 +157,41 @@ START_TEST(test_concurrency_waits_for_slot) {
 }
 END_TEST
 
+/* A bounded queue: with the slot held and max_waiters callers already
+ * waiting, one more caller is refused at once (not after wait_ms). */
+START_TEST(test_queue_full_refused_at_once) {
+  auth_pw *pw = NULL;
+  char err[LC_ERR_LEN];
+  char h[AUTH_PW_HASH_MAX];
+  pthread_t th;
+  hash_job j;
+
+  ck_assert_int_eq(auth_pw_new(64 * MIB, 2, 1, 10000, &pw, err), LC_OK);
+  auth_pw_set_max_waiters(pw, 1);
+  ck_assert_int_eq(auth_pw_slot_acquire(pw), LC_OK);
+  memset(&j, 0, sizeof(j));
+  j.pw = pw;
+  j.rc = -1;
+  ck_assert_int_eq(pthread_create(&th, NULL, hash_thread, &j), 0);
+  usleep(200 * 1000); /* the thread now waits: the queue (1) is full */
+  int64_t t0 = lc_mono_ms();
+  ck_assert_int_eq(auth_pw_saturated(pw), 1);
+  ck_assert_int_eq(auth_pw_hash(pw, "password1", 9, h, err), LC_ERR_UNAVAIL);
+  ck_assert_int_eq(auth_pw_verify(pw, NULL, "password1", 9, err), LC_ERR_UNAVAIL);
+  int64_t dt = lc_mono_ms() - t0;
+  ck_assert_msg(dt < 100, "refusal took %lld ms", (long long)dt);
+  ck_assert_uint_eq(auth_pw_queue_full(pw), 3);
+  auth_pw_slot_release(pw);
+  pthread_join(th, NULL);
+  ck_assert_int_eq(j.rc, LC_OK); /* the queued caller was served */
+  ck_assert_int_eq(auth_pw_saturated(pw), 0);
+  /* 0 = unbounded again: a waiter is admitted and times out normally */
+  auth_pw_set_max_waiters(pw, 0);
+  ck_assert_int_eq(auth_pw_hash(pw, "password1", 9, h, err), LC_OK);
+  auth_pw_free(pw);
+}
+END_TEST
+
 typedef struct {
   auth_pw *pw;
   atomic_bool stop;
@@ -548,6 +583,7 @@ static Suite *auth_suite(void) {
   tcase_set_timeout(cc, 60);
   tcase_add_test(cc, test_concurrency_bound_503);
   tcase_add_test(cc, test_concurrency_waits_for_slot);
+  tcase_add_test(cc, test_queue_full_refused_at_once);
   tcase_add_test(cc, test_concurrency_never_exceeded);
   suite_add_tcase(s, cc);
 

@@ -33,16 +33,27 @@ static int verify_bearer(const gw_authn_ctx *ctx, const char *token, int64_t now
   char jerr[LC_ERR_LEN];
   if (*token == '\0')
     return lc_err_set(err, LC_ERR_UNAUTH, "empty bearer token");
-  int rc = lc_jwt_verify(token, ctx->jwt_pk, ctx->issuer, ctx->audience, now_s, ctx->leeway_s,
-                         &c, jerr);
-  if (rc != LC_OK)
-    return lc_err_set(err, LC_ERR_UNAUTH, "invalid access token: %s", jerr);
-  if (strcmp(c.role, "admin") != 0 && strcmp(c.role, "user") != 0)
-    return lc_err_set(err, LC_ERR_UNAUTH, "invalid access token: role");
-  if (!lc_uuid_valid(c.sub))
-    return lc_err_set(err, LC_ERR_UNAUTH, "invalid access token: sub");
-  if (!lc_uuid_valid(c.jti))
-    return lc_err_set(err, LC_ERR_UNAUTH, "invalid access token: jti");
+  uint8_t h[GW_JWTC_HASH];
+  int cached = 0;
+  if (ctx->jwtc != NULL) {
+    gw_jwtcache_key(ctx->jwtc, ctx->jwt_pk, ctx->issuer, ctx->audience, token, h);
+    cached = gw_jwtcache_get(ctx->jwtc, h, now_s, ctx->leeway_s, &c);
+  }
+  if (!cached) {
+    int rc = lc_jwt_verify(token, ctx->jwt_pk, ctx->issuer, ctx->audience, now_s,
+                           ctx->leeway_s, &c, jerr);
+    if (rc != LC_OK)
+      return lc_err_set(err, LC_ERR_UNAUTH, "invalid access token: %s", jerr);
+    if (strcmp(c.role, "admin") != 0 && strcmp(c.role, "user") != 0)
+      return lc_err_set(err, LC_ERR_UNAUTH, "invalid access token: role");
+    if (!lc_uuid_valid(c.sub))
+      return lc_err_set(err, LC_ERR_UNAUTH, "invalid access token: sub");
+    if (!lc_uuid_valid(c.jti))
+      return lc_err_set(err, LC_ERR_UNAUTH, "invalid access token: jti");
+    if (ctx->jwtc != NULL)
+      gw_jwtcache_put(ctx->jwtc, h, &c);
+  }
+  /* revocation: on every request, cached or not */
   if (ctx->rv != NULL && gw_revoke_check(ctx->rv, c.jti, c.sub, c.iat, now_s))
     return lc_err_set(err, LC_ERR_UNAUTH, "access token revoked");
   lc_strlcpy(p->id.user_id, c.sub, sizeof(p->id.user_id));

@@ -4,6 +4,8 @@
  *   Authorization: Bearer <access JWT>  - verified with the public key alone
  *     (lc_jwt_verify: pinned EdDSA, exact header, iss/aud/typ/exp/iat), then
  *     checked against the revocation state (revoked jti, user not-before);
+ *     a token verified before is taken from gw_jwtcache (claims only: the
+ *     expiry and the revocation state are checked on every request);
  *     identity {user_id = sub, role, scope "full"}.
  *   Authorization: ApiKey <key>  or  X-API-Key: <key>  - resolved through
  *     gw_keycache (auth-svc verify + short cache); identity {user_id = owner_id,
@@ -17,6 +19,7 @@
 
 #include <stdint.h>
 #include <ulfius.h>
+#include "gw_jwtcache.h"
 #include "gw_keys.h"
 #include "gw_revoke.h"
 #include "lc/err.h"
@@ -29,6 +32,7 @@ typedef struct {
   int64_t leeway_s;
   gw_revoke *rv;        /* NULL = no revocation checks (unit tests) */
   gw_keycache *keys;        /* NULL = API keys refused */
+  gw_jwtcache *jwtc;        /* NULL = verify every token (no cache) */
 } gw_authn_ctx;
 
 typedef struct {

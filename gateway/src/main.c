@@ -86,6 +86,7 @@ static gw_rl g_rl;
 static gw_static g_static;
 static gw_pool g_pools[GW_UP_COUNT];
 static gw_health g_health;
+static gw_jwtcache g_jwtc; /* verified access tokens (claims; expiry + revocation re-checked) */
 
 static int revocations_loaded(void *ud) { return gw_sync_loaded(ud); }
 
@@ -181,6 +182,8 @@ int main(void) {
   }
   ctx.authn.rv = &g_rv;
   ctx.authn.keys = &g_keys;
+  if (gw_jwtcache_init(&g_jwtc, 4096) == 0)
+    ctx.authn.jwtc = &g_jwtc;
   ctx.rl = &g_rl;
   ctx.trusted_proxy = lc_cfg_str(cfg, "GW_TRUSTED_PROXY");
   if (ctx.trusted_proxy != NULL && ctx.trusted_proxy[0] != '\0') {
@@ -278,6 +281,7 @@ out:
   gw_sync_stop(&g_sync);
   gw_keys_free(&g_keys);
   gw_revoke_free(&g_rv);
+  gw_jwtcache_free(&g_jwtc);
   gw_rl_free(&g_rl);
   gw_static_free(&g_static);
   if (key != NULL) {

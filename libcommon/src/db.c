@@ -6,7 +6,8 @@
  * one thread until it is released. Release rolls back any transaction left
  * open and drops broken connections, so the next acquire reconnects.
  *
- * Statements go through PQexecParams (text format). The only
+ * Statements go through PQexecParams (text format; lc_db_exec_prepared:
+ * PQprepare once per connection + PQexecPrepared). The only
  * non-parameterised execution is lc_db_migrate running a migration file
  * from the repository (never user input). Error texts never contain
  * parameter values. */
@@ -361,6 +362,39 @@ int lc_db_exec(PGconn *conn, const char *sql, int nparams, const char *const *pa
   else
     PQclear(r);
   return LC_OK;
+}
+
+/* Not thread-safe per connection. Prepared statements live in the server
+ * session, so a reset connection (PQreset on acquire) has none: the
+ * "does not exist" error (26000) triggers one PQprepare and a retry. */
+int lc_db_exec_prepared(PGconn *conn, const char *name, const char *sql, int nparams,
+                        const char *const *params, PGresult **res, char err[LC_ERR_LEN]) {
+  if (res != NULL)
+    *res = NULL;
+  if (conn == NULL || name == NULL || sql == NULL || nparams < 0 ||
+      (nparams > 0 && params == NULL))
+    return lc_err_set(err, LC_ERR_PARAM, "lc_db_exec_prepared - bad arguments");
+  if (PQtransactionStatus(conn) != PQTRANS_IDLE)
+    return lc_db_exec(conn, sql, nparams, params, res, err);
+  for (int attempt = 0;; attempt++) {
+    PGresult *r = PQexecPrepared(conn, name, nparams, params, NULL, NULL, 0);
+    ExecStatusType st = r != NULL ? PQresultStatus(r) : PGRES_FATAL_ERROR;
+    if (r != NULL && (st == PGRES_COMMAND_OK || st == PGRES_TUPLES_OK)) {
+      if (res != NULL)
+        *res = r;
+      else
+        PQclear(r);
+      return LC_OK;
+    }
+    const char *f = r != NULL ? PQresultErrorField(r, PG_DIAG_SQLSTATE) : NULL;
+    if (attempt > 0 || !sqlstate_is(f, "26000"))
+      return db_fail(conn, r, "lc_db_exec_prepared", err);
+    PQclear(r);
+    r = PQprepare(conn, name, sql, nparams, NULL);
+    if (r == NULL || PQresultStatus(r) != PGRES_COMMAND_OK)
+      return db_fail(conn, r, "lc_db_exec_prepared - prepare", err);
+    PQclear(r);
+  }
 }
 
 int lc_db_begin(PGconn *conn, char err[LC_ERR_LEN]) {

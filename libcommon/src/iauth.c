@@ -18,6 +18,8 @@
 #include <stdlib.h>
 #include <string.h>
 #include <strings.h>
+#include <sys/mman.h>
+#include <unistd.h>
 #include <time.h>
 
 #include <sodium.h>
@@ -54,8 +56,26 @@ struct lc_iauth_replay {
   uint32_t *buckets;  /* chain heads, index + 1 (0 = empty) */
   rp_ent *ent;        /* ring in arrival order: head .. head+count-1 */
   size_t head, count;
+  size_t page;        /* system page size (rp_release_behind) */
   uint8_t key[crypto_shorthash_KEYBYTES]; /* SipHash key: chains stay short */
 };
+
+/* Memory flatness (issue 8): the ring is its own anonymous mapping, and
+ * every RP_RELEASE entries the head passes, the whole pages behind it are
+ * handed back (MADV_DONTNEED: they read as zeros again, like popped
+ * entries). Without it the head sweeping the ring touches every page in
+ * turn and RSS climbs by the full ring (32 MiB at the default capacity)
+ * although only the live window (rate x 2 x skew) is in use. */
+#define RP_RELEASE 1024
+
+static void rp_release_behind(lc_iauth_replay *r) {
+  if (r->head == 0 || r->head % RP_RELEASE != 0) return;
+  uintptr_t page = (uintptr_t)r->page;
+  uintptr_t lo = (uintptr_t)&r->ent[r->head - RP_RELEASE], hi = (uintptr_t)&r->ent[r->head];
+  lo = (lo + page - 1) & ~(page - 1);
+  hi &= ~(page - 1);
+  if (hi > lo) (void)madvise((void *)lo, hi - lo, MADV_DONTNEED);
+}
 
 lc_iauth_replay *lc_iauth_replay_new(size_t capacity) {
   lc_iauth_replay *r;
@@ -69,8 +89,17 @@ lc_iauth_replay *lc_iauth_replay_new(size_t capacity) {
   }
   r->cap = capacity;
   r->mask = nb - 1;
+  long pg = sysconf(_SC_PAGESIZE);
+  r->page = pg > 0 ? (size_t)pg : 4096;
   r->buckets = lc_xcalloc(nb, sizeof *r->buckets);
-  r->ent = lc_xcalloc(capacity, sizeof *r->ent);
+  r->ent = mmap(NULL, capacity * sizeof *r->ent, PROT_READ | PROT_WRITE,
+                MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
+  if (r->ent == MAP_FAILED) {
+    pthread_mutex_destroy(&r->mu);
+    free(r->buckets);
+    free(r);
+    return NULL;
+  }
   crypto_shorthash_keygen(r->key);
   return r;
 }
@@ -79,7 +108,7 @@ void lc_iauth_replay_free(lc_iauth_replay *r) {
   if (r == NULL) return;
   pthread_mutex_destroy(&r->mu);
   free(r->buckets);
-  free(r->ent);
+  munmap(r->ent, r->cap * sizeof *r->ent);
   sodium_memzero(r->key, sizeof r->key);
   free(r);
 }
@@ -103,6 +132,7 @@ static void rp_pop_head(lc_iauth_replay *r) {
   memset(e, 0, sizeof *e);
   r->head = (r->head + 1) % r->cap;
   r->count--;
+  rp_release_behind(r);
 }
 
 int lc_iauth_replay_check(lc_iauth_replay *r, const uint8_t nonce[16], int64_t expires_s,

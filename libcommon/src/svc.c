@@ -28,10 +28,12 @@
 #include <arpa/inet.h>
 #include <errno.h>
 #include <inttypes.h>
+#include <malloc.h>
 #include <netinet/in.h>
 #include <pthread.h>
 #include <signal.h>
 #include <stdarg.h>
+#include <stdatomic.h>
 #include <stdbool.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -644,6 +646,34 @@ int lc_svc_add_ops(struct _u_instance *inst, const char *app, lc_ready_fn ready,
   return LC_OK;
 }
 
+/* Memory flatness (issue 8): in thread-per-connection mode every
+ * connection's TLS records, MHD pool and libcurl state are malloc'd in its
+ * thread and freed when it closes, but glibc keeps freed chunks inside its
+ * heaps, so RSS stays at the peak of the largest burst of connections
+ * (gateway: 13 MiB idle -> 36 MiB after 400 connections, 18 MiB after a
+ * trim). When a connection closes and either no connection is left or the
+ * last trim is SVC_TRIM_EVERY_MS old, malloc_trim(0) hands the free pages
+ * back. Steady keep-alive load closes nothing, so it costs nothing there. */
+#define SVC_TRIM_EVERY_MS 10000
+static atomic_int g_open_conns;
+static _Atomic int64_t g_last_trim_ms;
+
+static void mhd_connection_notify(void *cls, struct MHD_Connection *c, void **sock_ctx,
+                                  enum MHD_ConnectionNotificationCode toe) {
+  (void)cls;
+  (void)c;
+  (void)sock_ctx;
+  if (toe == MHD_CONNECTION_NOTIFY_STARTED) {
+    atomic_fetch_add(&g_open_conns, 1);
+    return;
+  }
+  int left = atomic_fetch_sub(&g_open_conns, 1) - 1;
+  int64_t now = lc_mono_ms(), last = atomic_load(&g_last_trim_ms);
+  if ((left <= 0 || now - last >= SVC_TRIM_EVERY_MS) &&
+      atomic_compare_exchange_strong(&g_last_trim_ms, &last, now))
+    malloc_trim(0);
+}
+
 int lc_svc_start(struct _u_instance *inst, const char *key_pem, const char *cert_pem,
                  unsigned int max_conns, unsigned int idle_timeout_s, char err[LC_ERR_LEN]) {
   struct MHD_OptionItem ops[12];
@@ -669,6 +699,8 @@ int lc_svc_start(struct _u_instance *inst, const char *key_pem, const char *cert
                                        (intptr_t)mhd_request_completed, NULL};
     ops[i++] = (struct MHD_OptionItem){MHD_OPTION_URI_LOG_CALLBACK, (intptr_t)ulfius_uri_logger,
                                        NULL};
+    ops[i++] = (struct MHD_OptionItem){MHD_OPTION_NOTIFY_CONNECTION,
+                                       (intptr_t)mhd_connection_notify, NULL};
   }
   ops[i++] = (struct MHD_OptionItem){MHD_OPTION_SOCK_ADDR, 0, (void *)inst->bind_address};
   ops[i++] = (struct MHD_OptionItem){MHD_OPTION_CONNECTION_LIMIT, (intptr_t)max_conns, NULL};
@@ -834,8 +866,8 @@ static svc_conn *conn_ctx(struct MHD_Connection *c) {
 
 static void svc_notify_conn(void *cls, struct MHD_Connection *c, void **socket_context,
                             enum MHD_ConnectionNotificationCode code) {
-  (void)cls;
-  (void)c;
+  /* the connection count and memory give-back of every instance */
+  mhd_connection_notify(cls, c, NULL, code);
   if (code == MHD_CONNECTION_NOTIFY_STARTED) {
     *socket_context = calloc(1, sizeof(svc_conn));
   } else if (code == MHD_CONNECTION_NOTIFY_CLOSED && *socket_context != NULL) {

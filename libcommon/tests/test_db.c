@@ -359,6 +359,47 @@ START_TEST(test_broken_connection_recovers) {
 }
 END_TEST
 
+/* lc_db_exec_prepared: prepares on first use, reuses after, re-prepares
+ * when the server lost the statement (reconnect / DEALLOCATE), falls back to
+ * a plain execution inside a transaction, maps errors like lc_db_exec. */
+START_TEST(test_exec_prepared) {
+  lc_db_pool *p = new_pool(1, 2000);
+  PGconn *c = NULL;
+  PGresult *r = NULL;
+  char err[LC_ERR_LEN];
+  const char *prm[1] = {"41"};
+  static const char *SQL = "SELECT $1::int + 1";
+
+  ck_assert_int_eq(lc_db_acquire(p, &c, err), LC_OK);
+  for (int i = 0; i < 3; i++) {
+    ck_assert_int_eq(lc_db_exec_prepared(c, "t_plus1", SQL, 1, prm, &r, err), LC_OK);
+    ck_assert_str_eq(PQgetvalue(r, 0, 0), "42");
+    PQclear(r);
+  }
+  ck_assert_int_eq(lc_db_exec(c, "SELECT count(*) FROM pg_prepared_statements WHERE name = 't_plus1'",
+                              0, NULL, &r, err), LC_OK);
+  ck_assert_str_eq(PQgetvalue(r, 0, 0), "1");
+  PQclear(r);
+  /* lost statement: prepared again transparently */
+  ck_assert_int_eq(lc_db_exec(c, "DEALLOCATE t_plus1", 0, NULL, NULL, err), LC_OK);
+  ck_assert_int_eq(lc_db_exec_prepared(c, "t_plus1", SQL, 1, prm, NULL, err), LC_OK);
+  /* inside a transaction: plain execution, transaction stays usable */
+  ck_assert_int_eq(lc_db_exec(c, "DEALLOCATE t_plus1", 0, NULL, NULL, err), LC_OK);
+  ck_assert_int_eq(lc_db_begin(c, err), LC_OK);
+  ck_assert_int_eq(lc_db_exec_prepared(c, "t_plus1", SQL, 1, prm, &r, err), LC_OK);
+  ck_assert_str_eq(PQgetvalue(r, 0, 0), "42");
+  PQclear(r);
+  ck_assert_int_eq(lc_db_commit(c, err), LC_OK);
+  /* a real error is reported, not retried forever */
+  const char *bad[1] = {"x"};
+  ck_assert_int_eq(lc_db_exec_prepared(c, "t_plus1", SQL, 1, bad, &r, err), LC_ERR_DB);
+  ck_assert_ptr_null(r);
+  ck_assert_int_eq(lc_db_exec_prepared(NULL, "t_plus1", SQL, 1, prm, &r, err), LC_ERR_PARAM);
+  lc_db_release(p, c);
+  lc_db_pool_free(p);
+}
+END_TEST
+
 START_TEST(test_unreachable) {
   lc_db_pool *p = NULL;
   PGconn *c = NULL;
@@ -506,6 +547,7 @@ Suite *lc_db_suite(void) {
   tcase_add_test(tc, test_exec_errors);
   tcase_add_test(tc, test_release_rolls_back);
   tcase_add_test(tc, test_broken_connection_recovers);
+  tcase_add_test(tc, test_exec_prepared);
   tcase_add_test(tc, test_unreachable);
   tcase_add_test(tc, test_migrate);
   tcase_add_test(tc, test_migrate_rejects);

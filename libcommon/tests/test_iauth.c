@@ -386,6 +386,34 @@ START_TEST(replay_and_nonces) {
 }
 END_TEST
 
+/* The ring hands pages behind its head back to the kernel (memory
+ * flatness): across many wraps with entries expiring, live nonces are still
+ * found, expired ones forgotten, and the count stays the live window. */
+START_TEST(replay_ring_release_keeps_semantics) {
+  lc_iauth_replay *r = lc_iauth_replay_new(5000);
+  uint8_t n[16];
+  ck_assert_ptr_nonnull(r);
+  memset(n, 0, sizeof n);
+  for (uint32_t i = 0; i < 60000; i++) {
+    int64_t now = i / 1000; /* 1000 nonces per "second", each kept 2 s */
+    memcpy(n, &i, sizeof i);
+    ck_assert_int_eq(lc_iauth_replay_check(r, n, now + 2, now), LC_OK);
+    ck_assert_int_eq(lc_iauth_replay_check(r, n, now + 2, now), LC_ERR_CONFLICT);
+    if (i >= 1500) { /* one still live 1.5 s back: a replay */
+      uint32_t j = i - 1500;
+      memcpy(n, &j, sizeof j);
+      ck_assert_int_eq(lc_iauth_replay_check(r, n, now + 2, now), LC_ERR_CONFLICT);
+    }
+  }
+  ck_assert_uint_le(lc_iauth_replay_count(r), 3000);
+  /* long gone: accepted as new */
+  uint32_t old = 100;
+  memcpy(n, &old, sizeof old);
+  ck_assert_int_eq(lc_iauth_replay_check(r, n, 62, 60), LC_OK);
+  lc_iauth_replay_free(r);
+}
+END_TEST
+
 /* A ulfius request as the server would build it from signed lines. */
 static void fake_request(struct _u_request *rq, const char *method, const char *path,
                          const lc_iauth_headers *h) {
@@ -954,6 +982,7 @@ Suite *iauth_suite(void) {
   tcase_set_timeout(tc, 60);
   tcase_add_checked_fixture(tc, server_up, server_down);
   tcase_add_test(tc, round_trip_ok);
+  tcase_add_test(tc, replay_ring_release_keeps_semantics);
   tcase_add_test(tc, anonymous_ok);
   tcase_add_test(tc, wrong_secret);
   tcase_add_test(tc, tampered_body_path);

@@ -2,7 +2,11 @@
 """Driver of tests/perf/bench.sh (run that, not this): ceilings and workloads
 W1-W4 against the running stack (. services/env.sh), one Markdown table to
 docs/perf.md. Env: PERF_DURATION (s, default 10), PERF_CONNS (default 16),
-PERF_USERS (W2 users, default 50), PERF_HELLO_BIN, PERF_AMQP_PUB_BIN."""
+PERF_USERS (W2 users, default 50), PERF_HELLO_BIN, PERF_AMQP_PUB_BIN,
+PERF_RATE_FRACTION (fixed-rate rows at this fraction of W1/W2 peak, 0.7; 0 = off),
+PERF_RATE_CONNS (connections of the fixed-rate rows, 64), PERF_LOGINS (parallel
+logins of the login-burst rows, 200; 0 = off), PERF_SOAK (s of combined W1+W2
+load with per-daemon RSS sampled every PERF_SOAK_STEP s, default 0 = off)."""
 import datetime
 import json
 import os
@@ -22,6 +26,11 @@ import client as e2e  # noqa: E402
 DUR = int(os.environ.get("PERF_DURATION", "10"))
 CONNS = int(os.environ.get("PERF_CONNS", "16"))
 USERS = int(os.environ.get("PERF_USERS", "50"))
+RATE_FRACTION = float(os.environ.get("PERF_RATE_FRACTION", "0.7"))
+RATE_CONNS = int(os.environ.get("PERF_RATE_CONNS", "64"))
+LOGINS = int(os.environ.get("PERF_LOGINS", "200"))
+SOAK = int(os.environ.get("PERF_SOAK", "0"))
+SOAK_STEP = int(os.environ.get("PERF_SOAK_STEP", "10"))
 STATE = os.environ["STACK_STATE_DIR"] if "STACK_STATE_DIR" in os.environ else os.environ["STATE_DIR"]
 GW = os.environ.get("GATEWAY_URL") or os.environ["STACK_GATEWAY_URL"]
 PGSOCK = os.path.join(STATE, "pgsock")
@@ -141,8 +150,8 @@ class Sampler:
 
 
 # ---------------------------------------------------------------- runners
-def wrk(url, script, extra_env, conns=CONNS, dur=DUR, extra_pids=None):
-    env = dict(os.environ, PERF_DIR=HERE, **extra_env)
+def wrk(url, script, extra_env, conns=CONNS, dur=DUR, extra_pids=None, rate=0):
+    env = dict(os.environ, PERF_DIR=HERE, PERF_THREADS="2", PERF_RATE="%d" % rate, **extra_env)
     cmd = ["wrk", "-t", "2", "-c", str(conns), "-d", "%ds" % dur, "--timeout", "10s",
            "-s", os.path.join(HERE, script), url]
     with Sampler(extra_pids) as s:
@@ -154,7 +163,102 @@ def wrk(url, script, extra_env, conns=CONNS, dur=DUR, extra_pids=None):
     errs = j["connect"] + j["read"] + j["write"] + j["status"] + j["timeout"]
     return {"rps": j["requests"] / (j["duration_us"] / 1e6), "p50": j["p50"] / 1000.0,
             "p99": j["p99"] / 1000.0, "max": j["max"] / 1000.0, "errors": errs,
-            "n": j["requests"], "daemons": s.cols(), "hwm": s.hwm}
+            "n": j["requests"], "daemons": s.cols(), "hwm": s.hwm, "late": j.get("late", 0),
+            "offered": rate}
+
+
+def wrk_proc(url, script, extra_env, conns, dur):
+    """wrk in the background (soak); returns the Popen (stdout = its report)."""
+    env = dict(os.environ, PERF_DIR=HERE, PERF_THREADS="1", PERF_RATE="0", **extra_env)
+    return subprocess.Popen(["wrk", "-t", "1", "-c", str(conns), "-d", "%ds" % dur, "--timeout", "10s",
+                             "-s", os.path.join(HERE, script), url], stdout=subprocess.PIPE,
+                            stderr=subprocess.PIPE, text=True, env=env)
+
+
+# ---------------------------------------------------------------- login burst
+def login_burst(creds, direct):
+    """LOGINS logins at once (one thread each, released together): through
+    the gateway (rate limiter first) or straight to auth-svc (signed like the
+    gateway: no limiter, so the Argon2id slots are what bounds it). Returns
+    the row dict: req/s = answers / wall time, latency per answer, status
+    counts, auth-svc peak RSS."""
+    go = threading.Event()
+    out = []
+    lock = threading.Lock()
+
+    def one(i):
+        email, pw = creds[i % len(creds)]
+        body = {"email": email, "password": pw}
+        go.wait()
+        t0 = time.monotonic()
+        try:
+            if direct:
+                r = e2e.signed_call("auth", "POST", "/v1/auth/login", body)
+            else:
+                r = e2e.call("POST", "/v1/auth/login", body)
+            st, ra = r.status, r.headers.get("Retry-After") if r.headers else None
+        except Exception:  # noqa: BLE001 - a refused/reset connection is an error row
+            st, ra = 0, None
+        with lock:
+            out.append((st, (time.monotonic() - t0) * 1000.0, ra))
+
+    alog = os.path.join(STATE, "logs", "auth-svc.log")
+    try:
+        log_off = os.path.getsize(alog)
+    except OSError:
+        log_off = None
+    ths = [threading.Thread(target=one, args=(i,), daemon=True) for i in range(LOGINS)]
+    for t in ths:
+        t.start()
+    with Sampler() as s:
+        t0 = time.monotonic()
+        go.set()
+        for t in ths:
+            t.join(120)
+        dt = time.monotonic() - t0
+    lat = sorted(x[1] for x in out)
+    counts = {}
+    for st, _, _ in out:
+        counts[st] = counts.get(st, 0) + 1
+    rej = sorted(x[1] for x in out if x[0] in (429, 503))
+    no_ra = sum(1 for x in out if x[0] in (429, 503) and not x[2])
+    # auth-svc's own duration of each 503 (its access log line), without the
+    # client's and the machine's scheduling around it
+    srv = []
+    if log_off is not None:
+        with open(alog, errors="replace") as f:
+            f.seek(log_off)
+            for line in f:
+                m = re.search(r"POST /v1/auth/login -> 503 \(([0-9.]+) ms\)", line)
+                if m:
+                    srv.append(float(m.group(1)))
+    srv.sort()
+    return {"rps": len(out) / dt, "p50": pct(lat, .5), "p99": pct(lat, .99), "max": lat[-1] if lat else 0,
+            "errors": sum(v for k, v in counts.items() if k not in (200, 429, 503)), "n": len(out),
+            "daemons": s.cols(), "hwm": s.hwm, "counts": counts, "srv503": srv,
+            "rej_p50": pct(rej, .5), "rej_max": rej[-1] if rej else 0, "no_retry_after": no_ra}
+
+
+# ---------------------------------------------------------------- soak
+def soak(tok, keys):
+    """W1 + W2 together for SOAK s; VmRSS of each daemon every SOAK_STEP s."""
+    pids = daemon_pids()
+    procs = [wrk_proc(GW + "/v1/credits", "w1_credits.lua", {"PERF_TOKEN": tok}, max(CONNS // 2, 1), SOAK),
+             wrk_proc(GW + "/v1/service/metadata/x", "w2_metadata.lua", {"PERF_KEYS": keys},
+                      max(CONNS // 2, 1), SOAK)]
+    samples = []
+    t0 = time.monotonic()
+    while True:
+        samples.append((time.monotonic() - t0, {d: status_kb(p, "VmRSS") for d, p in pids.items() if d in OURS}))
+        if all(p.poll() is not None for p in procs) or time.monotonic() - t0 > SOAK + 30:
+            break
+        time.sleep(SOAK_STEP)
+    res = []
+    for p in procs:
+        o, _ = p.communicate()
+        m = re.search(r"PERFJSON (\{.*\})", o or "")
+        res.append(json.loads(m.group(1)) if m else None)
+    return samples, res
 
 
 def ceiling_hello():
@@ -182,7 +286,7 @@ def ceiling_hello():
 SCHEMA = "perf_credit"
 
 
-def ceiling_pgbench(nusers=1000):
+def ceiling_pgbench(nusers=1000, script="debit.sql", mode="extended"):
     psql("DROP SCHEMA IF EXISTS %s CASCADE; CREATE SCHEMA %s" % (SCHEMA, SCHEMA))
     opts = "-c search_path=%s,public" % SCHEMA
     sqldir = os.path.join(ROOT, "credit-svc", "sql")
@@ -209,8 +313,8 @@ INSERT INTO accounts (user_id, balance, reserved) SELECT perf_uuid(i), 100000000
     logdir = "/tmp/perf-pgbench-%d" % os.getpid()
     os.makedirs(logdir, exist_ok=True)
     env = dict(os.environ, PGOPTIONS=opts)
-    cmd = ["pgbench", "-n", "-h", PGSOCK, "-p", PG_PORT, "-U", "postgres", "-M", "extended", "-c", str(CONNS), "-j", "2",
-           "-T", str(DUR), "-D", "nusers=%d" % nusers, "-f", os.path.join(HERE, "debit.sql"), "-l",
+    cmd = ["pgbench", "-n", "-h", PGSOCK, "-p", PG_PORT, "-U", "postgres", "-M", mode, "-c", str(CONNS), "-j", "2",
+           "-T", str(DUR), "-D", "nusers=%d" % nusers, "-f", os.path.join(HERE, script), "-l",
            "--log-prefix=%s/tx" % logdir, "saas"]
     with Sampler() as s:
         r = subprocess.run(cmd, capture_output=True, text=True, env=env)
@@ -261,9 +365,10 @@ def ceiling_amqp(n=2000):
 # ---------------------------------------------------------------- setup
 def setup_users(admin):
     log("setup: %d users (signup, upload, read key, top-up)" % USERS)
-    lines, tok0 = [], None
+    lines, tok0, creds = [], None, []
     for i in range(USERS):
-        _, _, r = e2e.signup()
+        email, pw, r = e2e.signup()
+        creds.append((email, pw))
         if r.status != 201 and r.status != 200:
             raise RuntimeError("signup: %d %s" % (r.status, r.body[:200]))
         tok, uid = r.json()["access_token"], r.json()["user"]["id"]
@@ -285,7 +390,7 @@ def setup_users(admin):
     with open(path, "w") as f:
         f.write("\n".join(lines) + "\n")
     time.sleep(2)  # key sync to the gateway (auth.key.* events)
-    return tok0, path
+    return tok0, path, creds
 
 
 def chain_drain(t_start, timeout=120):
@@ -331,6 +436,45 @@ def fmt(v, f="%.1f"):
     return "—" if v is None else f % v
 
 
+def soak_table(soaked):
+    samples, res = soaked
+    out = []
+    out.append("")
+    out.append("## Memory over %d s of W1 + W2 together (PERF_SOAK; VmRSS MiB every %d s)\n" % (SOAK, SOAK_STEP))
+    names = [d for d in OURS if d in samples[0][1]]
+    out.append("| t s | " + " | ".join(names) + " |")
+    out.append("|---:|" + "---:|" * len(names))
+    for t, v in samples:
+        out.append("| %.0f | %s |" % (t, " | ".join("%.1f" % (v.get(d, 0) / 1024.0) for d in names)))
+    # growth: after the first minute (pools, caches, arenas warm) to the end
+    base = next((v for t, v in samples if t >= 60), samples[0][1])
+    last = samples[-1][1]
+    out.append("")
+    out.append("Growth from t >= 60 s to the end: " + ", ".join(
+        "%s %+.1f MiB" % (d, (last.get(d, 0) - base.get(d, 0)) / 1024.0) for d in names) + ".")
+    done = []
+    for name, j in zip(("W1", "W2"), res):
+        done.append("%s %s" % (name, "%d requests, %d errors" % (
+            j["requests"], j["connect"] + j["read"] + j["write"] + j["status"] + j["timeout"])
+            if j else "no report"))
+    out.append("Load during the soak: " + "; ".join(done) + ".")
+    return out
+
+
+def soak_only():
+    """PERF_SOAK_ONLY=1: set up the users, run only the soak, append its table to PERF_OUT."""
+    e2e.GW = GW
+    admin = e2e.admin_token()
+    tok, keys, _ = setup_users(admin)
+    lines = soak_table(soak(tok, keys))
+    os.unlink(keys)
+    text = "\n".join(lines) + "\n"
+    dest = os.environ.get("PERF_OUT", os.path.join(ROOT, "docs", "perf.md"))
+    with open(dest, "a") as f:
+        f.write(text)
+    print(text)
+
+
 def main():
     e2e.GW = GW
     rows = []
@@ -344,8 +488,15 @@ def main():
     log("ceiling (b): pgbench debit.sql")
     pgb = ceiling_pgbench()
     rows.append(("ceiling: pgbench reserve+commit (debit.sql)", pgb))
+    if os.environ.get("PERF_PGBENCH_SYNC", "1") == "1":
+        log("reference: pgbench debit_sync.sql (both commits synchronous, the design before)")
+        rows.append(("reference: pgbench debit_sync.sql (both commits synchronous)",
+                     ceiling_pgbench(script="debit_sync.sql")))
+    log("reference: pgbench balance.sql (W1's one SELECT, prepared)")
+    rows.append(("reference: pgbench balance.sql (W1's SELECT, prepared)",
+                 ceiling_pgbench(script="balance.sql", mode="prepared")))
     admin = e2e.admin_token()
-    tok, keys = setup_users(admin)
+    tok, keys, creds = setup_users(admin)
     # before the workloads (quiet broker), with a real envelope from setup's uploads
     chain_drain(time.time() - 3600, timeout=60)
     log("ceiling (c): AMQP publish with confirms")
@@ -354,10 +505,22 @@ def main():
     log("W1: GET /v1/credits (Bearer)")
     w1 = wrk(GW + "/v1/credits", "w1_credits.lua", {"PERF_TOKEN": tok})
     rows.append(("W1 GET /v1/credits (JWT)", w1))
+    w1r = w2r = None
+    if RATE_FRACTION > 0:  # right after the peak it is a fraction of (less drift)
+        r1 = int(w1["rps"] * RATE_FRACTION)
+        log("W1 at %.0f%% of peak: %d req/s offered, %d connections" % (100 * RATE_FRACTION, r1, RATE_CONNS))
+        w1r = wrk(GW + "/v1/credits", "w1_credits.lua", {"PERF_TOKEN": tok}, conns=RATE_CONNS, rate=r1)
+        rows.append(("W1 fixed rate %d req/s (%.0f%% of W1 peak)" % (r1, 100 * RATE_FRACTION), w1r))
     log("W2: GET /v1/service/metadata/{id} (API keys, %d users)" % USERS)
     t_w2 = time.time() - 1
     w2 = wrk(GW + "/v1/service/metadata/x", "w2_metadata.lua", {"PERF_KEYS": keys})
     rows.append(("W2 GET /v1/service/metadata/{id} (API key)", w2))
+    if RATE_FRACTION > 0:
+        r2 = max(int(w2["rps"] * RATE_FRACTION), 1)
+        log("W2 at %.0f%% of peak: %d req/s offered, %d connections" % (100 * RATE_FRACTION, r2, RATE_CONNS))
+        w2r = wrk(GW + "/v1/service/metadata/x", "w2_metadata.lua", {"PERF_KEYS": keys}, conns=RATE_CONNS,
+                  rate=r2)
+        rows.append(("W2 fixed rate %d req/s (%.0f%% of W2 peak)" % (r2, 100 * RATE_FRACTION), w2r))
     log("W4: draining W2's debits to confirmed on anvil")
     w4 = chain_drain(t_w2)
     rows.append(("W4 chain: W2's debits committed → confirmed", w4))
@@ -367,6 +530,16 @@ def main():
     log("W3: POST /v1/files 64 KiB")
     w3 = wrk(GW + "/v1/files", "w3_upload.lua", {"PERF_TOKEN": tok}, conns=min(CONNS, 8))
     rows.append(("W3 POST /v1/files 64 KiB", w3))
+    logins = []
+    if LOGINS > 0:
+        # the limiter's per-IP/per-account windows may still hold setup's logins
+        log("login burst: %d parallel logins through the gateway" % LOGINS)
+        logins.append(("login burst: %d parallel POST /v1/auth/login via gateway" % LOGINS,
+                       login_burst(creds, False)))
+        log("login burst: %d parallel logins straight to auth-svc (no limiter)" % LOGINS)
+        logins.append(("login burst: %d parallel logins straight to auth-svc" % LOGINS, login_burst(creds, True)))
+        rows.extend(logins)
+    soaked = soak(tok, keys) if SOAK > 0 else None
     os.unlink(keys)
 
     out = []
@@ -383,19 +556,35 @@ def main():
     out.append("")
     out.append("| workload | req/s | p50 ms | p99 ms | max ms | errors | n | ratio to ceiling |")
     out.append("|---|---:|---:|---:|---:|---:|---:|---:|")
-    ratio = {"W1": "%.0f%% of hello" % (100 * w1["rps"] / hello["rps"]),
-             "W2": "%.0f%% of pgbench" % (100 * w2["rps"] / pgb["rps"]),
-             "W4": "%.0f%% of node" % (100 * w4["rps"] / node["rps"]) if node["rps"] else ""}
+    ratio = {"W1 GET /v1/credits (JWT)": "%.0f%% of hello" % (100 * w1["rps"] / hello["rps"]),
+             "W2 GET /v1/service/metadata/{id} (API key)": "%.0f%% of pgbench" % (100 * w2["rps"] / pgb["rps"]),
+             "W4 chain: W2's debits committed → confirmed": "%.0f%% of node" % (100 * w4["rps"] / node["rps"]) if node["rps"] else ""}
     for name, r in rows:
         out.append("| %s | %.0f | %s | %s | %s | %d | %d | %s |" % (
             name, r["rps"], fmt(r["p50"], "%.2f"), fmt(r["p99"], "%.2f"), fmt(r["max"], "%.1f"), r["errors"],
-            r["n"], ratio.get(name[:2], "")))
+            r["n"], ratio.get(name, "")))
     out.append("")
-    out.append("W4: %d debits committed during W2, %d confirmed (errors = not confirmed within 120 s);"
+    out.append("W4: %d debits committed during W2 (and its fixed-rate row), %d confirmed (errors = not confirmed within 120 s);"
                " req/s = confirmed / (last confirmed_at − first commit), latency = chain.transfers.confirmed_at"
                " − credit.audit.ts of the committed row. AMQP: %d sequential publishes, each waiting for its"
                " confirm (as lc_amqp_publish does), into a quorum queue; p50 = mean per publish." %
                (w4["debits"], w4["n"], amqp["n"]))
+    if RATE_FRACTION > 0:
+        out.append("")
+        out.append("Fixed-rate rows: wrk paced open-loop by wrk_common.lua (PERF_RATE: each wrk thread sends on a"
+                   " fixed schedule, %d connections, so the offered rate does not drop when answers slow down);"
+                   " requests sent more than 1 ms behind schedule for want of a free connection: W1 %d, W2 %d"
+                   " (0 = the p99 has no coordinated omission)." % (RATE_CONNS, w1r["late"], w2r["late"]))
+    for name, r in logins:
+        c = r["counts"]
+        out.append("")
+        sv = r["srv503"]
+        out.append("%s: status counts %s; 429/503 answered to the client in p50 %.0f ms, max %.0f ms (auth-svc's"
+                   " own time for its %d 503s: p50 %.1f ms, p90 %.1f ms, max %.0f ms); %d of them without"
+                   " Retry-After; auth-svc peak VmRSS %.1f MiB during the burst." % (
+                       name, ", ".join("%s: %d" % (k, v) for k, v in sorted(c.items())), r["rej_p50"],
+                       r["rej_max"], len(sv), pct(sv, .5), pct(sv, .9), sv[-1] if sv else 0,
+                       r["no_retry_after"], r["daemons"].get("auth-svc", (0, 0))[1] / 1024.0))
     out.append("")
     out.append("CPU %% of one core (whole process tree) / peak VmRSS MiB (sampled every 0.25 s) per daemon"
                " during each workload (%d cores = %d%% max). The hello ceiling's row shows perf-hello in the"
@@ -419,12 +608,28 @@ def main():
     out.append("")
     out.append("VmHWM (lifetime peak RSS) at the end: " + ", ".join(
         "%s %.1f MiB" % (d, hwm[d] / 1024.0) for d in OURS if d in hwm) + ".")
+    if soaked is not None:
+        out.extend(soak_table(soaked))
     text = "\n".join(out) + "\n"
     dest = os.environ.get("PERF_OUT", os.path.join(ROOT, "docs", "perf.md"))
+    print(text)
+    # hand-written analysis below NOTES_MARK in the existing file survives
+    try:
+        with open(dest) as f:
+            old = f.read()
+        if NOTES_MARK in old:
+            text += "\n" + old[old.index(NOTES_MARK):]
+    except OSError:
+        pass
     with open(dest, "w") as f:
         f.write(text)
-    print(text)
+
+
+NOTES_MARK = "<!-- notes: written by hand, kept by bench.py when it rewrites the tables above -->"
 
 
 if __name__ == "__main__":
-    main()
+    if os.environ.get("PERF_SOAK_ONLY") == "1" and SOAK > 0:
+        soak_only()
+    else:
+        main()

@@ -34,6 +34,15 @@ void lc_db_release(lc_db_pool *pool, PGconn *conn);
 int lc_db_exec(PGconn *conn, const char *sql, int nparams, const char *const *params,
                PGresult **res, char err[LC_ERR_LEN]);
 
+/* Like lc_db_exec for a hot statement, as a named prepared statement: the
+ * first use on a connection prepares `sql` under `name` (one extra round
+ * trip), later uses send only Bind/Execute (no parse/plan). Outside a
+ * transaction only (a missing statement after a reconnect is re-prepared
+ * and retried once, which would abort an open transaction): inside one it
+ * falls back to lc_db_exec. name: a constant, unique per sql. */
+int lc_db_exec_prepared(PGconn *conn, const char *name, const char *sql, int nparams,
+                        const char *const *params, PGresult **res, char err[LC_ERR_LEN]);
+
 int lc_db_begin(PGconn *conn, char err[LC_ERR_LEN]);     /* BEGIN (read committed) */
 int lc_db_commit(PGconn *conn, char err[LC_ERR_LEN]);
 int lc_db_rollback(PGconn *conn);
