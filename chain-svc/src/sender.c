@@ -11,6 +11,7 @@
 
 #include "ethtx.h"
 #include "fees.h"
+#include "lc/failpoint.h"
 #include "lc/log.h"
 #include "lc/msg.h"
 #include "lc/svc.h"
@@ -460,6 +461,7 @@ int chain_sender_broadcast(chain_ctx *ctx, int *sent, char err[LC_ERR_LEN])
     switch (cls) {
     case CHAIN_SEND_OK:
     case CHAIN_SEND_ALREADY_KNOWN:
+      LC_FAILPOINT("chain.broadcast.before_mark");
       rc = mark_submitted(conn, debit_id, hash, err);
       if (rc != LC_OK)
         goto out;
@@ -815,6 +817,7 @@ int chain_sender_track(chain_ctx *ctx, int *done, char err[LC_ERR_LEN])
         latest - block + 1 < (uint64_t)(ctx->confirmations > 0 ? ctx->confirmations : 1))
       continue;
     snprintf(blk, sizeof(blk), "%llu", (unsigned long long)block);
+    LC_FAILPOINT("chain.receipt.before_mark");
     rc = mark_final(conn, debit_id, hash, st == 1, blk, err);
     if (rc != LC_OK)
       goto out;
@@ -945,6 +948,7 @@ int chain_sender_report(chain_ctx *ctx, lc_amqp_pub **pub, int *published,
       *pub = NULL;
       goto out;
     }
+    LC_FAILPOINT("chain.report.after_publish");
     /* Only when nothing changed meanwhile (a replacement re-publishes). */
     rc = lc_db_exec(conn,
                     "UPDATE transfers SET reported_status = $2 "
