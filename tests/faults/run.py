@@ -35,6 +35,9 @@ import sys
 import time
 import uuid
 
+# Outages produce 502/503s by design: keep them out of the e2e exchange record
+# that tests/checks/ checks for API conformance.
+os.environ.pop("E2E_RECORD", None)
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 import faultlib as fl  # noqa: E402
 from faultlib import check, client, info, sql, sql1, tc  # noqa: E402
@@ -135,10 +138,13 @@ def case_rabbit(load, chk):
     case = "RabbitMQ restart"
 
     def inject():
+        t = time.monotonic()
         out = fl.rmqctl("stop")
         fault("rabbitmq restart")
+        t_stop = time.monotonic() - t
         time.sleep(2)
         fl.services_up()
+        info("broker stop took %.0f s, down %.0f s in all" % (t_stop, time.monotonic() - t))
         check("[%s] broker stopped under load and started again" % case,
               out.returncode == 0 and fl.queues() != {}, out.stderr[-200:])
 
@@ -163,19 +169,33 @@ def case_postgres(load, chk):
     chk.check_all(case, load)
 
 
+def freeze_node(seconds):
+    """The chain node stops answering: SIGSTOP for `seconds`, then SIGCONT. (A
+    SIGTERM + restart is tests/e2e/test_chain.py's 30 s outage; under this
+    suite's load anvil 1.7.1 restarted from its --state file some blocks behind
+    what it had mined, see the README's reliability section, so the suite
+    freezes the node instead: connections hang rather than being refused.)"""
+    anvil = tc.pid_of("anvil")
+    if not (anvil and tc.alive(anvil) and "anvil" in fl.cmdline(anvil)):
+        return False
+    os.kill(anvil, signal.SIGSTOP)
+    try:
+        fault("chain node stop")
+        time.sleep(seconds)
+    finally:
+        os.kill(anvil, signal.SIGCONT)
+    return True
+
+
 def case_node(load, chk):
     case = "chain node stopped 10 s"
+    state = {}
 
     def inject():
-        anvil = tc.pid_of("anvil")
-        if anvil and tc.alive(anvil) and "anvil" in fl.cmdline(anvil):
-            os.kill(anvil, signal.SIGTERM)  # graceful: anvil keeps its --state file
-            fl.wait_dead(anvil)
-            fault("chain node stop")
-            time.sleep(10)
-        fl.services_up()
+        state["ok"] = freeze_node(10)
 
     under_load(load, case, inject)
+    check("[%s] anvil frozen (SIGSTOP) for 10 s under load, then resumed" % case, state.get("ok"))
     chk.check_all(case, load)
 
 
@@ -195,8 +215,10 @@ def case_duplicates(load, chk):
               "ORDER BY random() LIMIT 10", chk.since)
     before_nonce = sql1("SELECT next_nonce FROM chain.nonces")
     before_tr = sql1("SELECT count(*) FROM chain.transfers")
-    before_audit = sql("SELECT debit_id, tx_hash, chain_status, block_number FROM credit.audit "
-                       "WHERE debit_id IS NOT NULL ORDER BY debit_id")
+    tr_ids = "{" + ",".join(t[0] for t in trs) + "}"
+    audit_q = ("SELECT debit_id, tx_hash, chain_status, block_number FROM credit.audit "
+               "WHERE debit_id = ANY(:'p1'::uuid[]) ORDER BY debit_id")
+    before_audit = sql(audit_q, tr_ids)
     sent = ok = 0
     msgs = []
     for mid, payload in rows:
@@ -236,10 +258,10 @@ def case_duplicates(load, chk):
     check("[%s] no new transfer, no nonce used" % case,
           sql1("SELECT next_nonce FROM chain.nonces") == before_nonce
           and sql1("SELECT count(*) FROM chain.transfers") == before_tr)
-    after_audit = sql("SELECT debit_id, tx_hash, chain_status, block_number FROM credit.audit "
-                      "WHERE debit_id IS NOT NULL ORDER BY debit_id")
-    check("[%s] audit rows unchanged: a late 'submitted' never overrides 'confirmed'" % case,
-          before_audit == after_audit,
+    after_audit = sql(audit_q, tr_ids)
+    check("[%s] audit rows of the %d debits unchanged: a late 'submitted' never overrides "
+          "'confirmed'" % (case, len(before_audit)),
+          before_audit == after_audit and all(a[2] == "confirmed" for a in after_audit),
           [a for a, b in zip(before_audit, after_audit) if a != b][:3])
     load.start()
     time.sleep(2)
@@ -288,12 +310,7 @@ def soak(load, chk, seconds):
                 fault("postgresql restart")
                 time.sleep(3)
             elif f == "node":
-                anvil = tc.pid_of("anvil")
-                if anvil and tc.alive(anvil):
-                    os.kill(anvil, signal.SIGTERM)
-                    fl.wait_dead(anvil)
-                    fault("chain node stop")
-                    time.sleep(RNG.uniform(5, 30))
+                freeze_node(RNG.uniform(5, 30))
         finally:
             fl.services_up()
         info("soak t=%.0fs: %s; %d operations so far" % (
@@ -345,7 +362,10 @@ def main():
             if only and not any(o in key for o in only):
                 continue
             admin[0] = tc.ADMIN[0] = client.admin_token()
+            t1 = time.monotonic()
             fn()
+            info("case %s: %.0f s, %d operations so far" % (key, time.monotonic() - t1,
+                                                           load.total_ops()))
     finally:
         try:
             restore()
