@@ -254,7 +254,7 @@ def case_duplicates(load, chk):
               case, sent, 3 * len(rows), len(rows), ev_sent),
           ok == len(msgs) and ev_ok == ev_sent and poison and len(rows) > 0)
     time.sleep(3)
-    left = fl.wait_quiet(60)
+    left = fl.wait_quiet(chk.since, [u.uid for u in load.users], 60)
     check("[%s] redeliveries consumed" % case, not left, left)
     check("[%s] no new transfer, no nonce used" % case,
           sql1("SELECT next_nonce FROM chain.nonces") == before_nonce
@@ -370,6 +370,8 @@ def main():
     finally:
         try:
             restore()
+            ok, bad = load.cleanup()
+            info("removed the load's %d uploaded files (%d failed)" % (ok, bad))
         finally:
             fl.tp.stop_standins()
         ops = {k: v for k, v in sorted(load.ops.items())}
