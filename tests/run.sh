@@ -93,7 +93,7 @@ echo "== end-to-end (black box): tests/e2e/test_*.py"
 # every gateway exchange of the suites, for tests/checks/openapi.sh (conformance)
 export E2E_RECORD="$STATE_DIR/logs/exchanges.jsonl"
 : >"$E2E_RECORD"
-for suite in tests/e2e/test_*.py; do
+for suite in tests/e2e/test_*.py tests/faults/run.py; do  # faults: see tests/faults/run.py
   name=$(basename "$suite" .py)
   echo "-- $name"
   python3 "$suite" | tee "$STATE_DIR/logs/e2e-$name.log"

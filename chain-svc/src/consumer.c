@@ -11,6 +11,7 @@
 #include "ethtx.h"
 #include "fees.h"
 #include "lc/amqp.h"
+#include "lc/failpoint.h"
 #include "lc/log.h"
 #include "lc/msg.h"
 #include "lc/svc.h"
@@ -458,6 +459,7 @@ int chain_debit_handle(void *ud, const char *routing_key, const char *msg_id, co
     if (rc == LC_OK && !exists)
       rc = LC_ERR_CONFLICT;
   }
+  LC_FAILPOINT("chain.debit.before_ack");
 out:
   if (conn != NULL && chain_debit_failure_counts(rc)) {
     /* Not an outage: count it; at the limit the message goes to the DLQ. */

@@ -11,6 +11,7 @@
 
 #include "ethtx.h"
 #include "fees.h"
+#include "lc/failpoint.h"
 #include "lc/log.h"
 #include "lc/msg.h"
 #include "lc/svc.h"
@@ -561,6 +562,7 @@ int chain_sender_broadcast(chain_ctx *ctx, int *sent, char err[LC_ERR_LEN])
     case CHAIN_SEND_OK:
     case CHAIN_SEND_ALREADY_KNOWN: {
       const char *v[2] = {debit_id, hash};
+      LC_FAILPOINT("chain.broadcast.before_mark"); /* marked in one batch below */
       ab_add(&subm, v);
       sub_clamp(tok_budget, amount);
       sub_clamp(eth_budget, need_eth);
@@ -946,6 +948,7 @@ int chain_sender_track(chain_ctx *ctx, int *done, char err[LC_ERR_LEN])
     snprintf(blk, sizeof(blk), "%llu", (unsigned long long)block);
     {
       const char *v[4] = {debit_id, hash, st == 1 ? "confirmed" : "failed", blk};
+      LC_FAILPOINT("chain.receipt.before_mark"); /* marked in one batch below */
       ab_add(&fin, v);
     }
   }
@@ -1128,6 +1131,7 @@ int chain_sender_report(chain_ctx *ctx, lc_amqp_pub **pub, int *published,
       *pub = NULL;
       goto out;
     }
+    LC_FAILPOINT("chain.report.after_publish"); /* reported_status set in one batch below */
     ab_add(&rep, p);
     (*published)++;
   }

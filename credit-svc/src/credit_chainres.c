@@ -7,6 +7,7 @@
 
 #include "credit_ledger.h"
 #include "lc/amqp.h"
+#include "lc/failpoint.h"
 #include "lc/log.h"
 #include "lc/msg.h"
 #include "lc/svc.h"
@@ -102,6 +103,7 @@ int credit_chainres_handle(void *ud, const char *routing_key, const char *msg_id
                 tx_hash ? tx_hash : "-");
   else
     lc_log_debug("chainres - stale %s for %s ignored", status, debit_id);
+  LC_FAILPOINT("credit.chainres.before_ack");
   lc_metric_add("credit_chain_results_total", 1);
 out:
   if (rc == LC_ERR_PARAM && err[0])

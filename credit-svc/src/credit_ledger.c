@@ -12,6 +12,7 @@
 #include <string.h>
 #include <strings.h>
 
+#include "lc/failpoint.h"
 #include "lc/log.h"
 #include "lc/msg.h"
 #include "lc/util.h"
@@ -776,6 +777,7 @@ static int commit_unit(PGconn *c, void *arg, char err[LC_ERR_LEN]) {
   rc = lc_db_commit(c, err);
   if (rc != LC_OK)
     return rc;
+  LC_FAILPOINT("credit.debit.after_commit");
   lc_strlcpy(a->out->debit_id, debit_id, sizeof(a->out->debit_id));
   a->out->balance = bal;
   a->out->replayed = 0;

@@ -10,6 +10,7 @@
 #include <time.h>
 
 #include "lc/log.h"
+#include "lc/failpoint.h"
 #include "lc/svc.h"
 #include "lc/util.h"
 
@@ -74,6 +75,7 @@ int lc_outbox_drain(lc_db_pool *pool, lc_amqp_pub *pub, const char *exchange,
   acked[alen++] = '}';
   acked[alen] = '\0';
   if (nacked > 0) {
+    LC_FAILPOINT("outbox.after_confirm");
     rc = mark_rows(c, "UPDATE outbox SET sent_at = now() WHERE id = ANY($1::uuid[])", acked, err);
     if (rc != LC_OK)
       goto out;

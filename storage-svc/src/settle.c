@@ -6,6 +6,7 @@
 #include <time.h>
 
 #include "lc/log.h"
+#include "lc/failpoint.h"
 #include "lc/util.h"
 
 #define SETTLE_STR2(x) #x
@@ -267,6 +268,7 @@ int storage_settle_commit(lc_db_pool *pool, const storage_creditc *credit, const
     lc_log_warn("Event - %s %s: charge outcome unknown, left to the settler", label, row_id);
     return lc_err_set(err, LC_ERR_TIMEOUT, "%s", STORAGE_SETTLING_DETAIL);
   }
+  LC_FAILPOINT("storage.after_charge");
   rc = storage_settle_set_debit(pool, kind, row_id, debit_id, ierr);
   if (rc != LC_OK) {
     /* charged, not yet visible: the settler stores the debit after the grace period */
