@@ -215,7 +215,10 @@ START_TEST(concurrent_readers) {
     ck_assert_ptr_null(r);
     free(tok[i]);
   }
-  ck_assert_uint_ge(hits(), 4 * 1999);
+  /* One miss per token is the floor; a reader that races another thread's
+   * put into the same 2-way set (64-entry test cache) may miss once more.
+   * Correctness is the per-call check in hammer(); this bounds the misses. */
+  ck_assert_uint_ge(hits(), 4 * 1999 - 4);
 }
 END_TEST
 
