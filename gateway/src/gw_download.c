@@ -59,6 +59,7 @@ typedef struct {
   struct curl_slist *hl;
   const gw_upstream *up;
   int inst;                  /* instance picked in up->pool, -1 = base_url */
+  char rid[64];              /* the request's id, for the thread's log lines */
 } dl_state;
 
 /* Keeps an allow-listed header of the final answer; at the blank line that
@@ -185,6 +186,7 @@ static int dl_connect_failed(CURLcode cc) {
 
 static void *dl_thread(void *arg) {
   dl_state *d = arg;
+  lc_log_set_rid(d->rid);
   CURLcode cc = dl_perform(d);
   /* Nothing was sent: one more try on another instance (a GET is harmless). */
   if (dl_connect_failed(cc) && d->inst >= 0 && d->up->pool->n > 1) {
@@ -304,6 +306,7 @@ static int cb_download(const struct _u_request *req, struct _u_response *resp, v
   d->inst = -1;
   d->clen = -1;
   lc_strlcpy(d->path, path, sizeof(d->path));
+  lc_strlcpy(d->rid, lc_log_rid(), sizeof(d->rid));
   /* A GET carries no body: Content-Type / Idempotency-Key are not forwarded. */
   if (lc_iauth_sign(up->secret, up->secret_len, req->http_verb, path, &sid, NULL, 0, NULL, NULL,
                     (int64_t)time(NULL), &d->ih) != LC_OK) {

@@ -163,6 +163,7 @@ struct storage_file_stream {
   char want_sha[65];
   char key[160];
   char id[37];
+  char rid[64];              /* the request's id, for the thread's log lines */
   const storage_s3 *s3;
   pthread_t th;
 };
@@ -235,6 +236,7 @@ static void *fs_thread(void *arg)
   uint8_t digest[32];
   int rc;
 
+  lc_log_set_rid(s->rid);
   rc = storage_s3_get_stream(s->s3, s->key, 0, &sink, ierr);
   pthread_mutex_lock(&s->mu);
   if (rc == LC_OK && s->received == s->size) {
@@ -273,6 +275,7 @@ int storage_files_open(const storage_files_ctx *ctx, const char *user_id, const 
   s->s3 = ctx->s3;
   lc_strlcpy(s->key, meta->object_key, sizeof(s->key));
   lc_strlcpy(s->id, meta->id, sizeof(s->id));
+  lc_strlcpy(s->rid, lc_log_rid(), sizeof(s->rid));
   lc_strlcpy(s->want_sha, meta->sha256, sizeof(s->want_sha));
   crypto_hash_sha256_init(&s->sha);
   if (pthread_create(&s->th, NULL, fs_thread, s) != 0) {
