@@ -48,6 +48,8 @@ typedef struct {
   int done;                  /* the transfer is over */
   CURLcode cc;
   int aborted;               /* the client went away */
+  int hdr_late;              /* no upstream headers within up->timeout_ms */
+  int64_t hdr_deadline;      /* lc_mono_ms() by which the headers must be in */
   int64_t delivered;
   pthread_t th;
   int started;
@@ -152,6 +154,9 @@ static int dl_progress_cb(void *ud, curl_off_t dt, curl_off_t dn, curl_off_t ut,
   (void)un;
   pthread_mutex_lock(&d->mu);
   int a = d->aborted;
+  /* the usual upstream timeout applies until the answer starts */
+  if (!a && d->hdr == 0 && lc_mono_ms() > d->hdr_deadline)
+    a = d->hdr_late = 1;
   pthread_mutex_unlock(&d->mu);
   return a;
 }
@@ -161,6 +166,7 @@ static CURLcode dl_perform(dl_state *d) {
   if (d->inst >= 0)
     base = gw_upstream_url(d->up->pool, d->inst);
   snprintf(d->url, sizeof(d->url), "%s%s", base, d->path);
+  d->hdr_deadline = lc_mono_ms() + d->up->timeout_ms;
   curl_easy_reset(d->h);
   curl_easy_setopt(d->h, CURLOPT_URL, d->url);
   curl_easy_setopt(d->h, CURLOPT_NOSIGNAL, 1L);
@@ -275,10 +281,12 @@ static void relay_headers(const dl_state *d, struct _u_response *resp) {
 
 static int dl_unavailable(dl_state *d, struct _u_response *resp) {
   CURLcode cc = d->cc;
-  lc_log_error("gw_download - %s unavailable: %s", d->up->name, curl_easy_strerror(cc));
+  int late = d->hdr_late;
+  lc_log_error("gw_download - %s unavailable: %s", d->up->name,
+               late ? "no answer in time" : curl_easy_strerror(cc));
   lc_metric_add("gateway_upstream_errors_total", 1);
   dl_free(d);
-  if (cc == CURLE_OPERATION_TIMEDOUT)
+  if (cc == CURLE_OPERATION_TIMEDOUT || late)
     return lc_problem(resp, 504, "upstream-timeout", "the service did not answer in time");
   if (cc == CURLE_WRITE_ERROR)
     return lc_problem(resp, 502, "bad-gateway", "the service answered more than the gateway relays");

@@ -502,6 +502,8 @@ typedef struct {
   CURL *h;
   long status;         /* final status once the headers are in, else 0 */
   int stopped;         /* a callback asked to stop */
+  int hdr_late;        /* no answer headers within s3->timeout_ms */
+  int64_t hdr_deadline;/* lc_mono_ms() by which the headers must be in */
   up_sink *errbody;    /* body of a non-200 answer (bounded) */
 } dl_ctx;
 
@@ -554,6 +556,10 @@ static int dl_progress_cb(void *ud, curl_off_t dt, curl_off_t dn, curl_off_t ut,
     d->stopped = 1;
     return 1;
   }
+  if (d->status == 0 && lc_mono_ms() > d->hdr_deadline) {
+    d->hdr_late = 1; /* the usual timeout applies until the answer starts */
+    return 1;
+  }
   return 0;
 }
 
@@ -594,6 +600,7 @@ int storage_s3_get_stream(const storage_s3 *s3, const char *key, long timeout_ms
   d.errbody = lc_xcalloc(1, sizeof(*d.errbody));
   if (timeout_ms <= 0)
     timeout_ms = 4 * s3->timeout_ms;
+  d.hdr_deadline = lc_mono_ms() + s3->timeout_ms;
   curl_easy_setopt(d.h, CURLOPT_URL, p.url);
   curl_easy_setopt(d.h, CURLOPT_NOSIGNAL, 1L);
   curl_easy_setopt(d.h, CURLOPT_PROTOCOLS_STR, "http,https");
@@ -613,7 +620,7 @@ int storage_s3_get_stream(const storage_s3 *s3, const char *key, long timeout_ms
   if (cc != CURLE_OK) {
     rc = lc_err_set(err, LC_ERR_UNAVAIL, "s3: GET failed: %s",
                     d.stopped ? "stopped by the reader"
-                    : cc == CURLE_OPERATION_TIMEDOUT ? "timeout"
+                    : cc == CURLE_OPERATION_TIMEDOUT || d.hdr_late ? "timeout"
                     : d.status == 200 ? "body cut" : "store unreachable");
     goto out;
   }

@@ -74,8 +74,9 @@ int storage_s3_put_stream(const storage_s3 *s3, const char *key, storage_s3_read
  *     backpressure);
  *   aborted(ud) (may be NULL) is polled while the transfer runs; nonzero
  *     aborts it (the caller went away).
- * The whole transfer may last timeout_ms (0 = 4 x s3->timeout_ms: the
- * reader of a large object may be slow). Returns LC_OK when a 200 answer
+ * The answer headers must come within s3->timeout_ms; the whole transfer
+ * may last timeout_ms (0 = 4 x s3->timeout_ms: the reader of a large
+ * object may be slow). Returns LC_OK when a 200 answer
  * was received whole; 404 -> LC_ERR_NOTFOUND; other statuses as get_object;
  * transport failure, timeout, abort or a cut body -> LC_ERR_UNAVAIL. */
 typedef struct {
