@@ -16,6 +16,7 @@
 #include "lc/problem.h"
 #include "lc/svc.h"
 #include "lc/util.h"
+#include "gw_download.h"
 #include "gw_upload.h"
 
 /* The public API of SPEC §3: one row per route. */
@@ -362,6 +363,13 @@ int gw_routes_register(struct _u_instance *inst, const gw_ctx *ctx, char err[LC_
     /* uploads stream through (gw_upload.h), outside ulfius */
     if (strcmp(ROUTES[i].method, "POST") == 0 && strcmp(ROUTES[i].path, "/v1/files") == 0) {
       if (gw_upload_register(inst, &ROUTES[i], ctx, err) != LC_OK)
+        return LC_ERR;
+      continue;
+    }
+    /* file content is relayed while it arrives (gw_download.h) */
+    if (strcmp(ROUTES[i].method, "GET") == 0 &&
+        strcmp(ROUTES[i].path, "/v1/files/:id/content") == 0) {
+      if (gw_download_register(inst, &ROUTES[i], ctx, err) != LC_OK)
         return LC_ERR;
       continue;
     }

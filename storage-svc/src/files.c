@@ -2,6 +2,8 @@
 #include "files.h"
 
 #include <inttypes.h>
+#include <pthread.h>
+#include <sodium.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -143,25 +145,209 @@ int storage_files_inventory(lc_db_pool *pool, const char *user_id, int64_t from_
   return LC_OK;
 }
 
-int storage_files_read(const storage_files_ctx *ctx, const char *user_id, const char *file_id,
-                       storage_file *meta, char **body, size_t *len, char err[LC_ERR_LEN])
+/* ---- streamed read ------------------------------------------------------------ */
+
+struct storage_file_stream {
+  pthread_mutex_t mu;
+  pthread_cond_t cv;         /* bytes, room or state changed */
+  char *ring;
+  size_t head, len;          /* ring content: [head, head+len) mod STORAGE_DL_RING */
+  int64_t size;              /* stored size: the exact body length */
+  int64_t received;          /* bytes put into the ring */
+  int64_t delivered;         /* bytes handed to the reader */
+  int hdr;                   /* 0 waiting for S3's headers, 1 200 + right length, -1 failed */
+  int done;                  /* the transfer is over */
+  int ok;                    /* done, whole body received, SHA-256 equal to the stored one */
+  int aborted;               /* the reader went away */
+  crypto_hash_sha256_state sha;
+  char want_sha[65];
+  char key[160];
+  char id[37];
+  char rid[64];              /* the request's id, for the thread's log lines */
+  const storage_s3 *s3;
+  pthread_t th;
+};
+
+static int fs_headers(void *ud, long status, int64_t clen)
 {
-  char ierr[LC_ERR_LEN] = "";
-  size_t max;
+  storage_file_stream *s = ud;
+  int ok = status == 200 && clen == s->size;
+
+  pthread_mutex_lock(&s->mu);
+  s->hdr = ok ? 1 : -1;
+  pthread_cond_broadcast(&s->cv);
+  pthread_mutex_unlock(&s->mu);
+  if (!ok)
+    lc_log_error("storage_files_open - %s: store answered %ld with %" PRId64 " bytes, %" PRId64
+                 " stored", s->id, status, clen, s->size);
+  return ok ? 0 : 1;
+}
+
+static int fs_data(void *ud, const char *buf, size_t n)
+{
+  storage_file_stream *s = ud;
+  size_t off = 0;
+
+  pthread_mutex_lock(&s->mu);
+  if (s->received + (int64_t)n > s->size) {
+    pthread_mutex_unlock(&s->mu);
+    return 1; /* more than stored: never relayed */
+  }
+  crypto_hash_sha256_update(&s->sha, (const unsigned char *)buf, n);
+  while (off < n) {
+    while (s->len == STORAGE_DL_RING && !s->aborted)
+      pthread_cond_wait(&s->cv, &s->mu);
+    if (s->aborted) {
+      pthread_mutex_unlock(&s->mu);
+      return 1;
+    }
+    size_t tail = (s->head + s->len) % STORAGE_DL_RING;
+    size_t run = STORAGE_DL_RING - tail, room = STORAGE_DL_RING - s->len;
+    if (run > room)
+      run = room;
+    if (run > n - off)
+      run = n - off;
+    memcpy(s->ring + tail, buf + off, run);
+    s->len += run;
+    s->received += (int64_t)run;
+    off += run;
+    pthread_cond_broadcast(&s->cv);
+  }
+  pthread_mutex_unlock(&s->mu);
+  return 0;
+}
+
+static int fs_aborted(void *ud)
+{
+  storage_file_stream *s = ud;
+  int a;
+
+  pthread_mutex_lock(&s->mu);
+  a = s->aborted;
+  pthread_mutex_unlock(&s->mu);
+  return a;
+}
+
+static void *fs_thread(void *arg)
+{
+  storage_file_stream *s = arg;
+  storage_s3_sink sink = {fs_headers, fs_data, fs_aborted, s};
+  char ierr[LC_ERR_LEN] = "", hex[65];
+  uint8_t digest[32];
   int rc;
 
-  *body = NULL;
-  *len = 0;
+  lc_log_set_rid(s->rid);
+  rc = storage_s3_get_stream(s->s3, s->key, 0, &sink, ierr);
+  pthread_mutex_lock(&s->mu);
+  if (rc == LC_OK && s->received == s->size) {
+    crypto_hash_sha256_final(&s->sha, digest);
+    lc_hex_encode(digest, 32, hex);
+    s->ok = strcmp(hex, s->want_sha) == 0;
+    if (!s->ok)
+      lc_log_error("storage_files_open - %s: stored object differs from its SHA-256", s->id);
+  } else if (!s->aborted) {
+    lc_log_error("storage_files_open - %s: %s (%" PRId64 " of %" PRId64 " bytes)", s->id,
+                 rc == LC_OK ? "short body" : ierr, s->received, s->size);
+  }
+  if (s->hdr == 0)
+    s->hdr = -1;
+  s->done = 1;
+  pthread_cond_broadcast(&s->cv);
+  pthread_mutex_unlock(&s->mu);
+  return NULL;
+}
+
+int storage_files_open(const storage_files_ctx *ctx, const char *user_id, const char *file_id,
+                       storage_file *meta, storage_file_stream **out, char err[LC_ERR_LEN])
+{
+  storage_file_stream *s;
+  int rc, hdr;
+
+  *out = NULL;
   rc = storage_files_get(ctx->pool, user_id, file_id, meta, err);
   if (rc != LC_OK)
     return rc;
-  max = meta->size_bytes > 0 ? (size_t)meta->size_bytes : 1;
-  rc = storage_s3_get_object(ctx->s3, meta->object_key, max, body, len, ierr);
-  if (rc != LC_OK) {
-    lc_log_error("storage_files_read - %s: %s", meta->id, ierr);
+  s = lc_xcalloc(1, sizeof(*s));
+  pthread_mutex_init(&s->mu, NULL);
+  pthread_cond_init(&s->cv, NULL);
+  s->ring = lc_xmalloc(STORAGE_DL_RING);
+  s->size = meta->size_bytes;
+  s->s3 = ctx->s3;
+  lc_strlcpy(s->key, meta->object_key, sizeof(s->key));
+  lc_strlcpy(s->id, meta->id, sizeof(s->id));
+  lc_strlcpy(s->rid, lc_log_rid(), sizeof(s->rid));
+  lc_strlcpy(s->want_sha, meta->sha256, sizeof(s->want_sha));
+  crypto_hash_sha256_init(&s->sha);
+  if (pthread_create(&s->th, NULL, fs_thread, s) != 0) {
+    pthread_mutex_destroy(&s->mu);
+    pthread_cond_destroy(&s->cv);
+    free(s->ring);
+    free(s);
     return lc_err_set(err, LC_ERR_UNAVAIL, "file storage is temporarily unavailable");
   }
+  pthread_mutex_lock(&s->mu);
+  while (s->hdr == 0)
+    pthread_cond_wait(&s->cv, &s->mu);
+  hdr = s->hdr;
+  pthread_mutex_unlock(&s->mu);
+  if (hdr != 1) {
+    storage_file_stream_close(s);
+    return lc_err_set(err, LC_ERR_UNAVAIL, "file storage is temporarily unavailable");
+  }
+  *out = s;
   return LC_OK;
+}
+
+long storage_file_stream_read(storage_file_stream *s, char *buf, size_t max)
+{
+  size_t n = 0;
+
+  pthread_mutex_lock(&s->mu);
+  while (s->len == 0 && !s->done)
+    pthread_cond_wait(&s->cv, &s->mu);
+  if (s->len > 0 && max > 0) {
+    n = s->len < max ? s->len : max;
+    /* the bytes that complete the body go out only once the digest matched */
+    if (s->delivered + (int64_t)n >= s->size) {
+      while (!s->done)
+        pthread_cond_wait(&s->cv, &s->mu);
+      if (!s->ok)
+        n = 0;
+    }
+  }
+  if (n == 0) {
+    int end = s->done && s->ok && s->delivered == s->size && max > 0;
+    pthread_mutex_unlock(&s->mu);
+    return end ? 0 : -1;
+  }
+  for (size_t off = 0; off < n;) {
+    size_t run = STORAGE_DL_RING - s->head;
+    if (run > n - off)
+      run = n - off;
+    memcpy(buf + off, s->ring + s->head, run);
+    s->head = (s->head + run) % STORAGE_DL_RING;
+    s->len -= run;
+    off += run;
+  }
+  s->delivered += (int64_t)n;
+  pthread_cond_broadcast(&s->cv);
+  pthread_mutex_unlock(&s->mu);
+  return (long)n;
+}
+
+void storage_file_stream_close(storage_file_stream *s)
+{
+  if (s == NULL)
+    return;
+  pthread_mutex_lock(&s->mu);
+  s->aborted = 1;
+  pthread_cond_broadcast(&s->cv);
+  pthread_mutex_unlock(&s->mu);
+  pthread_join(s->th, NULL);
+  pthread_mutex_destroy(&s->mu);
+  pthread_cond_destroy(&s->cv);
+  free(s->ring);
+  free(s);
 }
 
 int storage_files_delete(const storage_files_ctx *ctx, const char *user_id, const char *file_id,

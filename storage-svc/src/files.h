@@ -90,11 +90,29 @@ int storage_files_list(lc_db_pool *pool, const char *user_id, int limit, const c
                        storage_file *items, size_t *n, char next_cursor[128],
                        char err[LC_ERR_LEN]);
 
-/* Reads the bytes of an own file into a bounded buffer (*body new, free();
- * at most the stored size). Missing/foreign -> LC_ERR_NOTFOUND; store down
- * or object gone -> LC_ERR_UNAVAIL. */
-int storage_files_read(const storage_files_ctx *ctx, const char *user_id, const char *file_id,
-                       storage_file *meta, char **body, size_t *len, char err[LC_ERR_LEN]);
+/* Streamed read of an own file (GET /v1/files/{id}/content). Memory per
+ * download is bounded by STORAGE_DL_RING whatever the file size:
+ * storage_files_open looks the row up first (missing/foreign ->
+ * LC_ERR_NOTFOUND, nothing asked of S3), then starts a thread that GETs the
+ * object (storage_s3_get_stream) into a bounded ring and waits for S3's
+ * answer headers: LC_OK only when S3 answered 200 with a Content-Length
+ * equal to the stored size; store down, object gone or a size mismatch ->
+ * LC_ERR_UNAVAIL (nothing was sent yet: the caller answers 503).
+ * storage_file_stream_read then blocks for the next bytes (backpressure: a
+ * slow client slows the S3 transfer down) and returns the count, 0 at the
+ * end of a complete body, -1 when it cannot be completed (S3 failed
+ * mid-body, too many or too few bytes, or a SHA-256 that differs from the
+ * stored one: the final bytes are held back until the digest of the whole
+ * body matched, so a reader gets a short body, never a wrong one).
+ * storage_file_stream_close (any time, from the reading thread) aborts the
+ * transfer, joins the thread and frees. */
+#define STORAGE_DL_RING (256u * 1024u)
+typedef struct storage_file_stream storage_file_stream;
+
+int storage_files_open(const storage_files_ctx *ctx, const char *user_id, const char *file_id,
+                       storage_file *meta, storage_file_stream **out, char err[LC_ERR_LEN]);
+long storage_file_stream_read(storage_file_stream *s, char *buf, size_t max);
+void storage_file_stream_close(storage_file_stream *s);
 
 /* Deletes an own file (row first, then the object; an object that cannot
  * be deleted is logged as an orphan). Missing/foreign -> LC_ERR_NOTFOUND. */

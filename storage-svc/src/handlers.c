@@ -235,19 +235,30 @@ static void body_stream_free(void *ud)
   free(b);
 }
 
-/* Sends buf (new; ownership passes to the response, no copy) as an
- * attachment named name with content type ctype. */
-static int send_attachment(struct _u_response *resp, char *buf, size_t len, const char *ctype,
-                           const char *name)
+/* Content-Type (with a charset for text), Content-Disposition: attachment
+ * (sanitised name), nosniff and no caching, for a download answer. */
+static void attachment_headers(struct _u_response *resp, const char *ctype, const char *name)
 {
   char cd[STORAGE_CD_MAX], ct[STORAGE_CT_MAX + 32];
-  body_stream *b;
 
   if (storage_content_disposition(name, cd, sizeof(cd)) != LC_OK)
     lc_strlcpy(cd, "attachment", sizeof(cd));
   snprintf(ct, sizeof(ct), "%s%s", ctype,
            strncmp(ctype, "text/", 5) == 0 || strcmp(ctype, "application/json") == 0
                ? "; charset=utf-8" : "");
+  u_map_put(resp->map_header, "Content-Type", ct);
+  u_map_put(resp->map_header, "Content-Disposition", cd);
+  u_map_put(resp->map_header, "X-Content-Type-Options", "nosniff");
+  u_map_put(resp->map_header, "Cache-Control", "private, no-store");
+}
+
+/* Sends buf (new; ownership passes to the response, no copy) as an
+ * attachment named name with content type ctype (bounded report bodies). */
+static int send_attachment(struct _u_response *resp, char *buf, size_t len, const char *ctype,
+                           const char *name)
+{
+  body_stream *b;
+
   b = lc_xmalloc(sizeof(*b));
   b->buf = buf;
   b->len = len;
@@ -256,11 +267,30 @@ static int send_attachment(struct _u_response *resp, char *buf, size_t len, cons
     body_stream_free(b);
     return lc_problem(resp, 500, NULL, "cannot send the content");
   }
-  u_map_put(resp->map_header, "Content-Type", ct);
-  u_map_put(resp->map_header, "Content-Disposition", cd);
-  u_map_put(resp->map_header, "X-Content-Type-Options", "nosniff");
-  u_map_put(resp->map_header, "Cache-Control", "private, no-store");
+  attachment_headers(resp, ctype, name);
   return U_CALLBACK_COMPLETE;
+}
+
+/* File content: drained from the S3 transfer as the client reads
+ * (storage_file_stream_read); an error mid-body ends the stream with
+ * U_STREAM_ERROR, MHD closes the connection and the client sees a short
+ * body (Content-Length is the stored size). */
+static ssize_t file_stream_cb(void *ud, uint64_t off, char *out, size_t max)
+{
+  long n = storage_file_stream_read(ud, out, max);
+
+  (void)off;
+  if (n > 0)
+    return (ssize_t)n;
+  if (n == 0)
+    return U_STREAM_END;
+  lc_metric_add("storage_download_errors_total", 1);
+  return U_STREAM_ERROR;
+}
+
+static void file_stream_free(void *ud)
+{
+  storage_file_stream_close(ud);
 }
 
 static int send_file(struct _u_response *resp, int status, const storage_file *f)
@@ -645,20 +675,26 @@ static int cb_file_content(const struct _u_request *req, struct _u_response *res
   const lc_identity *id;
   const char *detail = NULL;
   storage_file f;
-  char err[LC_ERR_LEN] = "", *body = NULL;
-  size_t len = 0;
+  storage_file_stream *st = NULL;
+  char err[LC_ERR_LEN] = "";
   int rc;
 
   rc = need_identity(resp, NEED_READ, &id, &detail);
   if (rc != LC_OK)
     return lc_problem_from_err(resp, rc, detail);
-  rc = storage_files_read(&app->files, id->user_id, u_map_get(req->map_url, "id"), &f, &body,
-                          &len, err);
+  rc = storage_files_open(&app->files, id->user_id, u_map_get(req->map_url, "id"), &f, &st, err);
   if (rc == LC_ERR_NOTFOUND)
     return lc_problem(resp, 404, NULL, "file not found");
   if (rc != LC_OK)
     return lc_problem(resp, 503, NULL, "file storage is temporarily unavailable");
-  return send_attachment(resp, body, len, f.content_type, f.name);
+  if (ulfius_set_stream_response(resp, 200, file_stream_cb, file_stream_free,
+                                 (uint64_t)f.size_bytes, 65536, st) != U_OK) {
+    storage_file_stream_close(st);
+    return lc_problem(resp, 500, NULL, "cannot send the content");
+  }
+  attachment_headers(resp, f.content_type, f.name);
+  lc_metric_add("storage_downloads_total", 1);
+  return U_CALLBACK_COMPLETE;
 }
 
 static int cb_file_delete(const struct _u_request *req, struct _u_response *resp, void *ud)

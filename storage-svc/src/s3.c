@@ -494,3 +494,154 @@ out:
   free(sink);
   return rc;
 }
+
+/* ---- streaming download -------------------------------------------------- */
+
+typedef struct {
+  const storage_s3_sink *sink;
+  CURL *h;
+  long status;         /* final status once the headers are in, else 0 */
+  int stopped;         /* a callback asked to stop */
+  int hdr_late;        /* no answer headers within s3->timeout_ms */
+  int64_t hdr_deadline;/* lc_mono_ms() by which the headers must be in */
+  up_sink *errbody;    /* body of a non-200 answer (bounded) */
+} dl_ctx;
+
+static size_t dl_header_cb(char *ptr, size_t size, size_t nitems, void *ud)
+{
+  dl_ctx *d = ud;
+  size_t n = size * nitems;
+  long status = 0;
+  curl_off_t clen = -1;
+
+  if (n > 2 || (n == 2 && ptr[0] != '\r') || (n == 1 && ptr[0] != '\n'))
+    return n; /* not the blank line that ends a header block */
+  curl_easy_getinfo(d->h, CURLINFO_RESPONSE_CODE, &status);
+  if (status < 200)
+    return n; /* 1xx: the final answer is still to come */
+  d->status = status;
+  if (status != 200)
+    return n;
+  curl_easy_getinfo(d->h, CURLINFO_CONTENT_LENGTH_DOWNLOAD_T, &clen);
+  if (d->sink->headers != NULL && d->sink->headers(d->sink->ud, status, (int64_t)clen) != 0) {
+    d->stopped = 1;
+    return 0; /* aborts the transfer */
+  }
+  return n;
+}
+
+static size_t dl_write_cb(char *ptr, size_t size, size_t nmemb, void *ud)
+{
+  dl_ctx *d = ud;
+  size_t n = size * nmemb;
+
+  if (d->status != 200)
+    return up_write_cb(ptr, size, nmemb, d->errbody);
+  if (d->sink->data(d->sink->ud, ptr, n) != 0) {
+    d->stopped = 1;
+    return 0;
+  }
+  return n;
+}
+
+static int dl_progress_cb(void *ud, curl_off_t dt, curl_off_t dn, curl_off_t ut, curl_off_t un)
+{
+  dl_ctx *d = ud;
+
+  (void)dt;
+  (void)dn;
+  (void)ut;
+  (void)un;
+  if (d->sink->aborted != NULL && d->sink->aborted(d->sink->ud)) {
+    d->stopped = 1;
+    return 1;
+  }
+  if (d->status == 0 && lc_mono_ms() > d->hdr_deadline) {
+    d->hdr_late = 1; /* the usual timeout applies until the answer starts */
+    return 1;
+  }
+  return 0;
+}
+
+int storage_s3_get_stream(const storage_s3 *s3, const char *key, long timeout_ms,
+                          const storage_s3_sink *sink, char err[LC_ERR_LEN])
+{
+  s3_prep p;
+  uint8_t digest[32];
+  char empty_sha[65];
+  struct curl_slist *hl = NULL, *t;
+  dl_ctx d;
+  lc_http_resp fake;
+  CURLcode cc;
+  int rc;
+
+  if (key == NULL || sink == NULL || sink->data == NULL)
+    return lc_err_set(err, LC_ERR_PARAM, "s3: missing key or sink");
+  memset(&d, 0, sizeof(d));
+  d.sink = sink;
+  lc_sha256("", 0, digest);
+  lc_hex_encode(digest, 32, empty_sha);
+  rc = s3_prepare(s3, "GET", key, NULL, empty_sha, &p, err);
+  if (rc != LC_OK)
+    goto out;
+  for (size_t i = 0; p.hdrs[i] != NULL; i++) {
+    t = curl_slist_append(hl, p.hdrs[i]);
+    if (t == NULL) {
+      rc = lc_err_set(err, LC_ERR_NOMEM, "s3: header list");
+      goto out;
+    }
+    hl = t;
+  }
+  d.h = curl_easy_init();
+  if (d.h == NULL) {
+    rc = lc_err_set(err, LC_ERR_NOMEM, "s3: curl_easy_init failed");
+    goto out;
+  }
+  d.errbody = lc_xcalloc(1, sizeof(*d.errbody));
+  if (timeout_ms <= 0)
+    timeout_ms = 4 * s3->timeout_ms;
+  d.hdr_deadline = lc_mono_ms() + s3->timeout_ms;
+  curl_easy_setopt(d.h, CURLOPT_URL, p.url);
+  curl_easy_setopt(d.h, CURLOPT_NOSIGNAL, 1L);
+  curl_easy_setopt(d.h, CURLOPT_PROTOCOLS_STR, "http,https");
+  curl_easy_setopt(d.h, CURLOPT_FOLLOWLOCATION, 0L);
+  curl_easy_setopt(d.h, CURLOPT_TIMEOUT_MS, timeout_ms);
+  curl_easy_setopt(d.h, CURLOPT_CONNECTTIMEOUT_MS,
+                   s3->timeout_ms < 5000 ? s3->timeout_ms : 5000L);
+  curl_easy_setopt(d.h, CURLOPT_HTTPHEADER, hl);
+  curl_easy_setopt(d.h, CURLOPT_HEADERFUNCTION, dl_header_cb);
+  curl_easy_setopt(d.h, CURLOPT_HEADERDATA, &d);
+  curl_easy_setopt(d.h, CURLOPT_WRITEFUNCTION, dl_write_cb);
+  curl_easy_setopt(d.h, CURLOPT_WRITEDATA, &d);
+  curl_easy_setopt(d.h, CURLOPT_XFERINFOFUNCTION, dl_progress_cb);
+  curl_easy_setopt(d.h, CURLOPT_XFERINFODATA, &d);
+  curl_easy_setopt(d.h, CURLOPT_NOPROGRESS, 0L);
+  cc = curl_easy_perform(d.h);
+  if (cc != CURLE_OK) {
+    rc = lc_err_set(err, LC_ERR_UNAVAIL, "s3: GET failed: %s",
+                    d.stopped ? "stopped by the reader"
+                    : cc == CURLE_OPERATION_TIMEDOUT || d.hdr_late ? "timeout"
+                    : d.status == 200 ? "body cut" : "store unreachable");
+    goto out;
+  }
+  if (d.status == 200) {
+    rc = LC_OK;
+    goto out;
+  }
+  if (d.status == 404) {
+    rc = lc_err_set(err, LC_ERR_NOTFOUND, "s3: no such key");
+    goto out;
+  }
+  memset(&fake, 0, sizeof(fake));
+  fake.status = d.status;
+  fake.body = d.errbody->buf;
+  fake.len = d.errbody->len;
+  rc = s3_status_err("get object", &fake, err);
+out:
+  explicit_bzero(p.h_auth, sizeof(p.h_auth));
+  if (d.h != NULL)
+    curl_easy_cleanup(d.h);
+  curl_slist_free_all(hl);
+  free(d.errbody);
+  return rc;
+}

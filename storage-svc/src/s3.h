@@ -14,6 +14,7 @@
 #define STORAGE_S3_H
 
 #include <stddef.h>
+#include <stdint.h>
 #include "lc/err.h"
 
 typedef struct {
@@ -62,6 +63,31 @@ typedef size_t (*storage_s3_read_fn)(void *ud, char *dst, size_t n);
 int storage_s3_put_stream(const storage_s3 *s3, const char *key, storage_s3_read_fn read,
                           void *ud, size_t len, const char *payload_sha256,
                           const char *content_type, char err[LC_ERR_LEN]);
+
+/* Streamed GET (downloads). Called from the downloading thread:
+ *   headers(ud, status, clen) once the final response headers are in
+ *     (clen = Content-Length, -1 when absent); return 0 to go on, else the
+ *     transfer is aborted;
+ *   data(ud, buf, n) with body bytes of a 200 answer only (other answers
+ *     are collected internally, bounded, for the error code); return 0 to go
+ *     on, else the transfer is aborted (a blocking data call slows S3 down:
+ *     backpressure);
+ *   aborted(ud) (may be NULL) is polled while the transfer runs; nonzero
+ *     aborts it (the caller went away).
+ * The answer headers must come within s3->timeout_ms; the whole transfer
+ * may last timeout_ms (0 = 4 x s3->timeout_ms: the reader of a large
+ * object may be slow). Returns LC_OK when a 200 answer
+ * was received whole; 404 -> LC_ERR_NOTFOUND; other statuses as get_object;
+ * transport failure, timeout, abort or a cut body -> LC_ERR_UNAVAIL. */
+typedef struct {
+  int (*headers)(void *ud, long status, int64_t clen);
+  int (*data)(void *ud, const char *buf, size_t n);
+  int (*aborted)(void *ud);
+  void *ud;
+} storage_s3_sink;
+
+int storage_s3_get_stream(const storage_s3 *s3, const char *key, long timeout_ms,
+                          const storage_s3_sink *sink, char err[LC_ERR_LEN]);
 
 /* Wipes the secret from memory. */
 void storage_s3_clear(storage_s3 *s3);

@@ -104,6 +104,123 @@ START_TEST(s3_round_trip)
 }
 END_TEST
 
+typedef struct {
+  char *buf;
+  size_t len, cap;
+  int nheaders, ncalls;
+  long status;
+  int64_t clen;
+  int stop_after_first;  /* data returns 1 after the first call */
+  int abort_always;      /* aborted() is 1 from the start */
+} gs_sink;
+
+static void gs_reset(gs_sink *g, size_t cap, int stop, int abrt)
+{
+  memset(g, 0, sizeof(*g));
+  g->buf = malloc(cap);
+  g->cap = cap;
+  g->stop_after_first = stop;
+  g->abort_always = abrt;
+}
+
+static void gs_free(gs_sink *g)
+{
+  free(g->buf);
+  g->buf = NULL;
+}
+
+static int gs_headers(void *ud, long status, int64_t clen)
+{
+  gs_sink *g = ud;
+
+  g->nheaders++;
+  g->status = status;
+  g->clen = clen;
+  return 0;
+}
+
+static int gs_data(void *ud, const char *buf, size_t n)
+{
+  gs_sink *g = ud;
+
+  g->ncalls++;
+  if (g->len + n > g->cap)
+    return 1;
+  memcpy(g->buf + g->len, buf, n);
+  g->len += n;
+  return g->stop_after_first && g->ncalls >= 1 ? 1 : 0;
+}
+
+static int gs_aborted(void *ud)
+{
+  gs_sink *g = ud;
+
+  return g->abort_always;
+}
+
+START_TEST(s3_get_stream)
+{
+  storage_s3 s3;
+  char bucket[40], err[LC_ERR_LEN] = "";
+  const char *key = "files/0b7a2b8e-1111-4222-8333-944455556666/stream.bin";
+  size_t n = 300 * 1024 + 7;
+  char *doc = malloc(n);
+  gs_sink g;
+  storage_s3_sink sink = {gs_headers, gs_data, gs_aborted, &g};
+
+  for (size_t i = 0; i < n; i++)
+    doc[i] = (char)('a' + (i * 7) % 26);
+  random_bucket(bucket);
+  s3_open(&s3, env_or("STORAGE_TEST_S3_ENDPOINT", "http://127.0.0.1:24568"), bucket);
+  ck_assert_int_eq(storage_s3_ensure_bucket(&s3, err), LC_OK);
+  ck_assert_int_eq(storage_s3_put_object(&s3, key, doc, n, "text/plain", err), LC_OK);
+
+  /* whole body, in order, after one headers call */
+  gs_reset(&g, n, 0, 0);
+  ck_assert_int_eq(storage_s3_get_stream(&s3, key, 0, &sink, err), LC_OK);
+  ck_assert_int_eq(g.nheaders, 1);
+  ck_assert_int_eq(g.status, 200);
+  ck_assert_int_eq(g.clen, (int64_t)n);
+  ck_assert_uint_eq(g.len, n);
+  ck_assert_mem_eq(g.buf, doc, n);
+  ck_assert_int_gt(g.ncalls, 1);
+  gs_free(&g);
+
+  /* the reader stops after the first chunk / goes away: the transfer ends */
+  gs_reset(&g, n, 1, 0);
+  ck_assert_int_eq(storage_s3_get_stream(&s3, key, 0, &sink, err), LC_ERR_UNAVAIL);
+  ck_assert_int_eq(g.ncalls, 1);
+  gs_free(&g);
+  /* (the reader is gone from the start: how many bytes came first depends
+   * on when libcurl polls; the transfer still fails) */
+  gs_reset(&g, n, 0, 1);
+  ck_assert_int_eq(storage_s3_get_stream(&s3, key, 0, &sink, err), LC_ERR_UNAVAIL);
+  gs_free(&g);
+
+  /* missing key: no headers call, no data, NOTFOUND */
+  gs_reset(&g, n, 0, 0);
+  ck_assert_int_eq(storage_s3_get_stream(&s3, "files/none/none", 0, &sink, err), LC_ERR_NOTFOUND);
+  ck_assert_int_eq(g.nheaders, 0);
+  ck_assert_uint_eq(g.len, 0);
+  gs_free(&g);
+  /* bad key never reaches the store */
+  gs_reset(&g, n, 0, 0);
+  ck_assert_int_eq(storage_s3_get_stream(&s3, "../x", 0, &sink, err), LC_ERR_PARAM);
+  gs_free(&g);
+  ck_assert_int_eq(storage_s3_delete_object(&s3, key, err), LC_OK);
+  storage_s3_clear(&s3);
+
+  /* store down */
+  s3_open(&s3, CLOSED_URL, "storage-down");
+  gs_reset(&g, n, 0, 0);
+  ck_assert_int_eq(storage_s3_get_stream(&s3, key, 0, &sink, err), LC_ERR_UNAVAIL);
+  ck_assert_ptr_null(strstr(err, "S3RVER"));
+  ck_assert_int_eq(g.nheaders, 0);
+  gs_free(&g);
+  free(doc);
+}
+END_TEST
+
 START_TEST(s3_store_down)
 {
   storage_s3 s3;
@@ -948,6 +1065,7 @@ static Suite *integration_suite(void)
   TCase *t = tcase_create("s3");
 
   tcase_add_test(t, s3_round_trip);
+  tcase_add_test(t, s3_get_stream);
   tcase_add_test(t, s3_store_down);
   tcase_add_test(t, s3_missing_bucket);
   tcase_set_timeout(t, 60);

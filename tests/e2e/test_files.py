@@ -349,6 +349,164 @@ def streaming():
     check("uploads work after cut bodies", r.status == 201, (r.status, r.body[:200]))
 
 
+# ---------------------------------------------------------------- streamed downloads
+def raw_get(tok, path, stop_after=None, pause=0.0):
+    """GET over a raw TLS socket (Connection: close): (status, headers, body
+    as far as it came). stop_after = bytes of body to read, then disconnect."""
+    s = tls_socket()
+    s.sendall(("GET %s HTTP/1.1\r\nHost: %s\r\nAuthorization: Bearer %s\r\n"
+               "Connection: close\r\n\r\n" % (path, GW_HOST, tok)).encode())
+    data = b""
+    try:
+        while b"\r\n\r\n" not in data:
+            c = s.recv(65536)
+            if not c:
+                break
+            data += c
+        head, _, rest = data.partition(b"\r\n\r\n")
+        lines = head.decode("latin-1").split("\r\n")
+        status = int(lines[0].split()[1]) if lines and lines[0] else None
+        hd = {}
+        for ln in lines[1:]:
+            k, _, v = ln.partition(":")
+            hd[k.strip().lower()] = v.strip()
+        while stop_after is None or len(rest) < stop_after:
+            if pause:
+                time.sleep(pause)
+            c = s.recv(65536)
+            if not c:
+                break
+            rest += c
+    except OSError:
+        status, hd, rest = None, {}, b""
+    s.close()
+    return status, hd, rest if stop_after is None else rest[:stop_after]
+
+
+def threads_of(pid):
+    return rss_kb(pid, "Threads")
+
+
+def object_path(uid, fid):
+    return os.path.join(STATE, "s3", BUCKET, "files", uid, fid + "._S3rver_object")
+
+
+def downloads():
+    import threading
+    gw_pid, st_pid = pid_of("gateway"), pid_of("storage-svc")
+    check("downloads: gateway and storage-svc pids known", gw_pid is not None and st_pid is not None)
+    if gw_pid is None or st_pid is None:
+        return
+    tok, uid = user()
+    body = b"".join(b"%08d downloaded line of text\n" % i for i in range(MAX // 32 + 1))
+    body = body[:MAX - 1] + b"\n"
+    assert len(body) == MAX
+    digest = hashlib.sha256(body).hexdigest()
+    r = upload_raw(tok, body, "text/plain", name="big.txt")
+    check("downloads: file at the size limit uploaded", r.status == 201, (r.status, r.body[:200]))
+    if r.status != 201:
+        return
+    fid = r.json()["id"]
+    path = "/v1/files/%s/content" % fid
+    # 1. the limit-sized file comes back whole, byte for byte
+    g = call("GET", path, token=tok)
+    check("download of a file at the limit: 200, identical bytes, sha256 = stored checksum",
+          g.status == 200 and g.body == body and hashlib.sha256(g.body).hexdigest() == digest
+          == r.json().get("sha256"), (g.status, len(g.body)))
+    check("download headers: Content-Length = size, attachment, nosniff, text/plain",
+          g.headers.get("Content-Length") == str(MAX)
+          and g.headers.get("Content-Disposition", "").startswith("attachment")
+          and g.headers.get("X-Content-Type-Options") == "nosniff"
+          and g.headers.get("Content-Type", "").startswith("text/plain")
+          and g.headers.get("X-Request-Id") is not None
+          and g.headers.get("Strict-Transport-Security") is not None, dict(g.headers))
+    # 2. three concurrent downloads of the limit: memory stays bounded
+    base = {p: rss_kb(p) for p in (gw_pid, st_pid)}
+    for p in (gw_pid, st_pid):
+        try:
+            with open("/proc/%d/clear_refs" % p, "w") as f:
+                f.write("5")  # resets VmHWM
+        except OSError:
+            pass
+    peak = dict(base)
+    done = threading.Event()
+
+    def sample():
+        while not done.is_set():
+            for p in (gw_pid, st_pid):
+                peak[p] = max(peak[p], rss_kb(p))
+            time.sleep(0.002)
+
+    results = [None] * 3
+
+    def one(i):
+        st, hd, b = raw_get(tok, path)
+        results[i] = (st, len(b), hashlib.sha256(b).hexdigest())
+
+    smp = threading.Thread(target=sample)
+    smp.start()
+    ths = [threading.Thread(target=one, args=(i,)) for i in range(3)]
+    t0 = time.monotonic()
+    for t in ths:
+        t.start()
+    for t in ths:
+        t.join()
+    wall = time.monotonic() - t0
+    done.set()
+    smp.join()
+    for p in (gw_pid, st_pid):
+        peak[p] = max(peak[p], rss_kb(p, "VmHWM"))
+    check("3 concurrent downloads of the limit -> 200, whole, checksums equal",
+          all(x == (200, MAX, digest) for x in results), [x[:2] for x in results if x])
+    growth = {p: peak[p] - base[p] for p in peak}
+    print("downloads: 3 x %d bytes in %.2fs; peak RSS growth gateway %d KiB, storage-svc %d KiB"
+          % (MAX, wall, growth[gw_pid], growth[st_pid]))
+    check("downloads: gateway memory stays far below the files (peak growth < limit/4)",
+          growth[gw_pid] * 1024 < MAX // 4, growth[gw_pid])
+    check("downloads: storage-svc memory stays far below the files (peak growth < limit/4)",
+          growth[st_pid] * 1024 < MAX // 4, growth[st_pid])
+    # 3. clients that read a few bytes (or nothing) and go away: no thread
+    # is left behind, later downloads work
+    settle(lambda: False, 0.5)
+    th0 = {p: threads_of(p) for p in (gw_pid, st_pid)}
+    got = []
+    for n in (10, 70000, 0):
+        st, _, b = raw_get(tok, path, stop_after=n)
+        got.append((st, b == body[:n]))
+    check("clients that disconnect early saw 200 and the right first bytes",
+          all(x == (200, True) for x in got), got)
+    check("clients gone early: no gateway / storage-svc thread left behind",
+          settle(lambda: all(threads_of(p) <= th0[p] for p in th0), 40),
+          (th0, {p: threads_of(p) for p in th0}))
+    g = call("GET", path, token=tok)
+    check("a download after the early disconnects is whole", g.status == 200 and g.body == body,
+          (g.status, len(g.body)))
+    # 4. a stored object that no longer matches its checksum is never served
+    # whole: same length, one byte changed -> the stream ends short
+    tok2, uid2 = user()
+    small = b"checksum guard line\n" * 20000  # 400000 bytes
+    r = upload_raw(tok2, small, "text/plain", name="guard.txt")
+    ok = r.status == 201
+    obj = object_path(uid2, r.json()["id"]) if ok else ""
+    check("downloads: guard file stored in s3rver's directory", ok and os.path.exists(obj), obj)
+    if ok and os.path.exists(obj):
+        with open(obj, "r+b") as f:
+            f.seek(len(small) - 5)
+            f.write(b"X")
+        st, hd, b = raw_get(tok2, "/v1/files/%s/content" % r.json()["id"])
+        check("object changed in the store (same length): the body ends short, never whole",
+              st is None or (st == 200 and len(b) < len(small) and small.startswith(b))
+              or st == 503, (st, len(b)))
+        with open(obj, "wb") as f:
+            f.write(small[:1000])
+        st, hd, b = raw_get(tok2, "/v1/files/%s/content" % r.json()["id"])
+        check("object shorter than stored size -> 503 before any byte",
+              st == 503 and b"temporarily unavailable" in b, (st, b[:200]))
+    g = call("GET", path, token=tok)
+    check("downloads still work after the broken objects", g.status == 200 and g.body == body,
+          (g.status, len(g.body)))
+
+
 def main():
     # ------------------------------------------------------------ round trips
     ta, ua = user()
@@ -631,6 +789,7 @@ def main():
 
     # ------------------------------------------------------------ streaming (bounded memory, cut bodies)
     streaming()
+    downloads()
 
     # ------------------------------------------------------------ storage down
     ts_, us_ = user()
