@@ -852,6 +852,9 @@ static int track_unmined(chain_ctx *ctx, PGconn *conn, const char *debit_id, con
 
 /* Rollback check: at most every ROLLBACK_CHECK_MS per process. */
 #define ROLLBACK_CHECK_MS 1000
+/* Receipts looked up per check (one JSON-RPC batch); a deeper rollback is
+ * undone over several checks, lowest nonces first. */
+#define ROLLBACK_BATCH "1000"
 static atomic_llong rollback_last_ms;
 
 /* The node lost blocks (restart from an older state, a reorg deeper than
@@ -893,7 +896,8 @@ static int rollback_check(chain_ctx *ctx, PGconn *conn, int *reverted, char err[
   snprintf(cn, sizeof(cn), "%lld", (long long)chain_nonce);
   rc = lc_db_exec(conn,
                   "SELECT debit_id, tx_hash FROM transfers WHERE from_address = $1 "
-                  "AND status IN ('confirmed', 'failed') AND nonce >= $2::bigint ORDER BY nonce",
+                  "AND status IN ('confirmed', 'failed') AND nonce >= $2::bigint ORDER BY nonce "
+                  "LIMIT " ROLLBACK_BATCH,
                   2, p, &res, err);
   if (rc != LC_OK)
     goto out;
