@@ -850,6 +850,123 @@ static int track_unmined(chain_ctx *ctx, PGconn *conn, const char *debit_id, con
   return LC_OK;
 }
 
+/* Rollback check: at most every ROLLBACK_CHECK_MS per process. */
+#define ROLLBACK_CHECK_MS 1000
+/* Receipts looked up per check (one JSON-RPC batch); a deeper rollback is
+ * undone over several checks, lowest nonces first. */
+#define ROLLBACK_BATCH "1000"
+static atomic_llong rollback_last_ms;
+
+/* The node lost blocks (restart from an older state, a reorg deeper than
+ * CHAIN_CONFIRMATIONS): the master's on-chain nonce is below the highest
+ * final nonce + 1. Every final transfer at or above that nonce without a
+ * receipt goes back to 'submitted' (its mined attempt back to 'sent') in one
+ * statement; the track pass then re-broadcasts the same stored raw
+ * transaction (same hash) and confirms it again. *reverted = rows reverted. */
+static int rollback_check(chain_ctx *ctx, PGconn *conn, int *reverted, char err[LC_ERR_LEN])
+{
+  PGresult *res = NULL, *ures = NULL;
+  rpc_batch_item *items = NULL;
+  arr_buf back;
+  int64_t now = lc_mono_ms(), top = -1, chain_nonce = 0;
+  long long last = atomic_load(&rollback_last_ms);
+  char cn[24];
+  const char *p[2] = {ctx->master_str, cn};
+  int rc, i, n = 0;
+
+  *reverted = 0;
+  ab_init(&back, 2);
+  if (last != 0 && now - last < ROLLBACK_CHECK_MS)
+    return LC_OK;
+  if (!atomic_compare_exchange_strong(&rollback_last_ms, &last, (long long)now))
+    return LC_OK; /* another thread checks now */
+  rc = lc_db_exec(conn,
+                  "SELECT max(nonce) FROM transfers WHERE from_address = $1 "
+                  "AND status IN ('confirmed', 'failed')",
+                  1, p, &res, err);
+  if (rc != LC_OK)
+    goto out;
+  if (PQntuples(res) != 1 || PQgetisnull(res, 0, 0) || row_i64(res, 0, 0, &top) != LC_OK)
+    goto out; /* nothing final yet */
+  PQclear(res);
+  res = NULL;
+  rc = master_nonce(ctx, "latest", &chain_nonce, err);
+  if (rc != LC_OK || chain_nonce > top)
+    goto out;
+  snprintf(cn, sizeof(cn), "%lld", (long long)chain_nonce);
+  rc = lc_db_exec(conn,
+                  "SELECT debit_id, tx_hash FROM transfers WHERE from_address = $1 "
+                  "AND status IN ('confirmed', 'failed') AND nonce >= $2::bigint ORDER BY nonce "
+                  "LIMIT " ROLLBACK_BATCH,
+                  2, p, &res, err);
+  if (rc != LC_OK)
+    goto out;
+  n = PQntuples(res);
+  if (n == 0)
+    goto out;
+  items = lc_xcalloc((size_t)n, sizeof(rpc_batch_item));
+  for (i = 0; i < n; i++) {
+    items[i].method = "eth_getTransactionReceipt";
+    items[i].params = json_pack("[s]", PQgetvalue(res, i, 1));
+  }
+  rc = rpc_batch(&ctx->rpc, items, (size_t)n, err);
+  if (rc != LC_OK)
+    goto out;
+  for (i = 0; i < n; i++) {
+    const char *v[2] = {PQgetvalue(res, i, 0), PQgetvalue(res, i, 1)};
+    if (items[i].rc != LC_OK) {
+      rc = lc_err_set(err, items[i].rc == LC_ERR_UNPROCESSABLE ? LC_ERR_IO : items[i].rc,
+                      "rollback check - eth_getTransactionReceipt: %.200s", items[i].err);
+      goto out;
+    }
+    if (!json_is_object(items[i].result))
+      ab_add(&back, v);
+  }
+  if (back.n == 0)
+    goto out;
+  {
+    /* One statement: transfers back to submitted (sent_at kept, so the
+     * dropped-transaction logic re-broadcasts at once; reported_status
+     * 'submitted' so the confirmation is published again, with its new
+     * block), their mined attempts back to sent. */
+    const char *q[2] = {back.buf[0], back.buf[1]};
+    rc = lc_db_exec(conn,
+                    "WITH v AS (SELECT * FROM unnest($1::uuid[], $2::text[]) AS v(debit_id, tx_hash)), "
+                    "u AS (UPDATE transfers t SET status = 'submitted', block_number = NULL, "
+                    "confirmed_at = NULL, reported_status = 'submitted', "
+                    "nonce_used_seen_at = NULL, updated_at = now() FROM v "
+                    "WHERE t.debit_id = v.debit_id AND t.tx_hash = v.tx_hash "
+                    "AND t.status IN ('confirmed', 'failed') RETURNING t.debit_id, t.tx_hash, t.nonce), "
+                    "a AS (UPDATE transfer_attempts a SET outcome = 'sent' FROM u "
+                    "WHERE a.debit_id = u.debit_id AND a.tx_hash = u.tx_hash AND a.outcome = 'mined') "
+                    "SELECT debit_id, tx_hash, nonce FROM u ORDER BY nonce",
+                    2, q, &ures, err);
+    if (rc != LC_OK)
+      goto out;
+  }
+  *reverted = PQntuples(ures);
+  if (*reverted > 0) {
+    lc_log_error("Event - chain rollback detected: master %s on-chain nonce %lld, highest final "
+                 "nonce %lld; %d transfer(s) without a receipt back to submitted (nonces %s..%s)",
+                 ctx->master_str, (long long)chain_nonce, (long long)top, *reverted,
+                 PQgetvalue(ures, 0, 2), PQgetvalue(ures, *reverted - 1, 2));
+    for (i = 0; i < *reverted; i++)
+      lc_log_warn("Event - transfer no longer on chain, back to submitted debit_id=%s nonce=%s tx=%s",
+                  PQgetvalue(ures, i, 0), PQgetvalue(ures, i, 2), PQgetvalue(ures, i, 1));
+    lc_metric_add("chain_rollbacks_total", 1);
+    lc_metric_add("chain_rollback_transfers_total", (uint64_t)*reverted);
+  }
+out:
+  if (items != NULL) {
+    rpc_batch_free(items, (size_t)n);
+    free(items);
+  }
+  ab_free(&back);
+  PQclear(ures);
+  PQclear(res);
+  return rc;
+}
+
 int chain_sender_track(chain_ctx *ctx, int *done, char err[LC_ERR_LEN])
 {
   PGresult *rows = NULL;
@@ -873,6 +990,14 @@ int chain_sender_track(chain_ctx *ctx, int *done, char err[LC_ERR_LEN])
   rc = lc_db_acquire(ctx->db, &conn, err);
   if (rc != LC_OK)
     return rc;
+  {
+    int reverted = 0;
+    rc = rollback_check(ctx, conn, &reverted, err);
+    if (rc != LC_OK)
+      goto out;
+    if (reverted > 0)
+      chain_wake(ctx, CHAIN_WAKE_BROADCAST);
+  }
   snprintf(lim, sizeof(lim), "%d", ctx->max_in_flight * 2);
   /* Rows locked for the pass: a second instance tracks other rows. */
   rc = lc_db_begin(conn, err);

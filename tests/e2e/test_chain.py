@@ -416,6 +416,70 @@ def test_dropped(uid):
           and sql1("SELECT count(*) FROM chain.transfer_attempts WHERE debit_id = :'p1'", d) == "1", t2)
 
 
+def test_rollback(uid):
+    """The node loses blocks after transfers were confirmed (evm_snapshot before
+    the debits, evm_revert after their confirmation: a deterministic rollback
+    deeper than CHAIN_CONFIRMATIONS). chain-svc must notice the on-chain nonce
+    fell behind, put the vanished transfers back to submitted and re-send the
+    same signed transactions until every one is on chain again."""
+    before = gauge(metrics(), "chain_rollbacks_total") or 0
+    snap = rpc("evm_snapshot", [])
+    ds = debits(uid, 6, workers=3)
+    t = wait_status(ds, {"confirmed"}, 60)
+    ok = check("rollback: 6 debits confirmed before the revert",
+               len(t) == 6 and all(v[0] == "confirmed" for v in t.values()), t)
+    if not ok:
+        return
+    hashes = {d: v[1] for d, v in t.items()}
+    head = int(rpc("eth_blockNumber", []), 16)
+    check("evm_revert to the snapshot taken before the debits", rpc("evm_revert", [snap]) is True)
+    check("the confirmed transfers are no longer on chain (no receipts, head went back)",
+          all(rpc("eth_getTransactionReceipt", [h]) is None for h in hashes.values())
+          and int(rpc("eth_blockNumber", []), 16) < head)
+    t0 = time.monotonic()
+    deadline = t0 + 60
+    on_chain = False
+    t2 = {}
+    while time.monotonic() < deadline:
+        t2 = transfers(ds)
+        if all(v[0] == "confirmed" for v in t2.values()) and \
+                all(rpc("eth_getTransactionReceipt", [h]) is not None for h in hashes.values()):
+            on_chain = True
+            break
+        time.sleep(0.3)
+    check("rollback recovered in %.1f s: every debit confirmed again with a receipt on chain"
+          % (time.monotonic() - t0), on_chain, t2)
+    check("same signed transactions re-sent (same hashes, one attempt each)",
+          all(t2.get(d, ("", ""))[1] == h for d, h in hashes.items())
+          and sql1("SELECT count(*) FROM chain.transfer_attempts WHERE debit_id = ANY(:'p1'::uuid[])",
+                   "{" + ",".join(ds) + "}") == "6", t2)
+    check("one transfer per debit, nonces contiguous on chain",
+          len(t2) == 6 and contiguous(chain_nonces(list(hashes.values()))))
+    pending = int(rpc("eth_getTransactionCount", [MASTER, "pending"]), 16)
+    latest = int(rpc("eth_getTransactionCount", [MASTER, "latest"]), 16)
+    nxt = int(sql1("SELECT max(nonce) FROM chain.transfers") or -1) + 1
+    check("master's on-chain nonce caught up with the allocator (no gap)",
+          latest == pending == nxt, (latest, pending, nxt))
+    check("chain_rollbacks_total counted the rollback",
+          (gauge(metrics(), "chain_rollbacks_total") or 0) >= before + 1)
+    log = open(os.path.join(STATE, "logs", "chain-svc.log")).read() \
+        if os.path.exists(os.path.join(STATE, "logs", "chain-svc.log")) else ""
+    check("error event 'chain rollback detected' logged", "chain rollback detected" in log)
+    # the audit's chain_status is confirmed again with the same hash
+    deadline = time.monotonic() + 30
+    rows = []
+    while time.monotonic() < deadline:
+        rows = [r for r in (audit_rows(ADMIN[0], uid) or []) if r.get("debit_id") in hashes]
+        if len(rows) == 6 and all(r.get("chain_status") == "confirmed"
+                                  and r.get("tx_hash") == hashes[r["debit_id"]] for r in rows):
+            break
+        time.sleep(0.5)
+    check("audit: confirmed with the same tx hash after the rollback",
+          len(rows) == 6 and all(r.get("chain_status") == "confirmed"
+                                 and r.get("tx_hash") == hashes[r["debit_id"]] for r in rows),
+          rows[:2])
+
+
 def test_low_funds(uid):
     eth_before = rpc("eth_getBalance", [MASTER, "latest"])
     token = os.environ.get("CHAIN_TOKEN_ADDRESS")
@@ -684,6 +748,8 @@ def main():
         reconcile_ok("the fee bump", since)
         test_dropped(uid)
         reconcile_ok("the dropped transaction", since)
+        test_rollback(uid)
+        reconcile_ok("the chain rollback", since)
         test_low_funds(uid)
         reconcile_ok("parking on low funds", since)
         test_node_outage(uid)
