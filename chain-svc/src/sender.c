@@ -1239,26 +1239,43 @@ int chain_sender_report(chain_ctx *ctx, lc_amqp_pub **pub, int *published,
       goto out;
     }
   }
-  for (i = 0; i < n && !atomic_load(&lc_svc_stopping); i++) {
-    char rk[64], id[37];
-    char *text = event_text(rows, i, rk, id);
-    const char *p[3] = {PQgetvalue(rows, i, 0), PQgetvalue(rows, i, 5), PQgetvalue(rows, i, 1)};
+  if (n > 0) {
+    /* The whole pass in flight at once (one wait for the broker's confirms);
+     * only confirmed events are marked reported below. */
+    lc_amqp_msg *msgs = lc_xcalloc((size_t)n, sizeof(*msgs));
+    char (*rks)[64] = lc_xcalloc((size_t)n, sizeof(*rks));
+    char (*ids)[37] = lc_xcalloc((size_t)n, sizeof(*ids));
+    int built = 0;
 
-    if (text == NULL) {
-      rc = lc_err_set(err, LC_ERR, "report - cannot build event");
-      goto out;
+    for (i = 0; i < n; i++, built++) {
+      char *text = event_text(rows, i, rks[i], ids[i]);
+      if (text == NULL) {
+        rc = lc_err_set(err, LC_ERR, "report - cannot build event");
+        break;
+      }
+      msgs[i] = (lc_amqp_msg){rks[i], ids[i], text, strlen(text), LC_ERR_TIMEOUT};
     }
-    rc = lc_amqp_publish(*pub, ctx->exchange, rk, id, text, strlen(text), PUBLISH_TIMEOUT_MS,
-                         err);
-    free(text);
-    if (rc != LC_OK) {
-      lc_amqp_pub_close(*pub);
-      *pub = NULL;
-      goto out;
+    if (rc == LC_OK && !atomic_load(&lc_svc_stopping)) {
+      rc = lc_amqp_publish_batch(*pub, ctx->exchange, msgs, (size_t)n, PUBLISH_TIMEOUT_MS, err);
+      LC_FAILPOINT("chain.report.after_publish"); /* reported_status set in one batch below */
+      for (i = 0; i < n; i++) {
+        const char *p[3] = {PQgetvalue(rows, i, 0), PQgetvalue(rows, i, 5),
+                            PQgetvalue(rows, i, 1)};
+        if (msgs[i].result != LC_OK)
+          continue;
+        ab_add(&rep, p);
+        (*published)++;
+      }
+      if (rc != LC_OK && rc != LC_ERR_NOTFOUND) {
+        lc_amqp_pub_close(*pub);
+        *pub = NULL;
+      }
     }
-    LC_FAILPOINT("chain.report.after_publish"); /* reported_status set in one batch below */
-    ab_add(&rep, p);
-    (*published)++;
+    for (i = 0; i < built; i++)
+      free((char *)msgs[i].body);
+    free(msgs);
+    free(rks);
+    free(ids);
   }
 out:
   if (rep.n > 0) {

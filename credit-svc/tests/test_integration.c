@@ -747,6 +747,56 @@ START_TEST(test_outbox_relay_publishes_and_marks_sent) {
 }
 END_TEST
 
+/* One drain = one pipelined batch of the 100 oldest rows. In a batch of
+ * bound, unroutable and droppable routing keys, each row gets its own fate:
+ * bound and droppable rows are marked sent, unroutable ones stay unsent
+ * with attempts + 1 (LC_ERR_NOTFOUND, publisher still usable); the next
+ * drain takes the rest. */
+START_TEST(test_outbox_drain_mixed_batch) {
+  char err[LC_ERR_LEN] = "";
+  const char *const drop[] = {"drop.", NULL};
+  test_broker b;
+  broker_open(&b);
+  PGconn *c = NULL;
+  ck_assert_int_eq(lc_db_acquire(g_pool, &c, err), LC_OK);
+  /* 130 rows, oldest first: every 10th unroutable, every 10th (+5) droppable */
+  ck_assert_msg(lc_db_exec(c,
+                           "INSERT INTO outbox (id, routing_key, payload, created_at)"
+                           " SELECT gen_random_uuid(), CASE WHEN i % 10 = 3 THEN 'x.unbound'"
+                           " WHEN i % 10 = 8 THEN 'drop.me' ELSE 'credit.debit.committed' END,"
+                           " '{\"i\":' || i || '}', now() - interval '1 hour' + i * interval '1 ms'"
+                           " FROM generate_series(0, 129) AS i",
+                           0, NULL, NULL, err) == LC_OK,
+                "%s", err);
+  lc_db_release(g_pool, c);
+  lc_amqp_pub *pub = NULL;
+  ck_assert_msg(lc_amqp_pub_open(amqp_url(), &pub, err) == LC_OK, "pub: %s", err);
+  int sent = -1;
+  ck_assert_int_eq(lc_outbox_drain(g_pool, pub, b.exchange, drop, &sent, err), LC_ERR_NOTFOUND);
+  ck_assert_msg(strstr(err, "10 of 100 unroutable") != NULL, "err: %s", err);
+  ck_assert_int_eq(sent, 90);
+  ck_assert_int_eq(q_i64("SELECT count(*) FROM outbox WHERE sent_at IS NULL AND attempts = 1"
+                         " AND routing_key = 'x.unbound'", NULL, NULL), 10);
+  ck_assert_int_eq(q_i64("SELECT count(*) FROM outbox WHERE sent_at IS NOT NULL"
+                         " AND routing_key = 'x.unbound'", NULL, NULL), 0);
+  /* the publisher is still usable: the second drain takes the 30 newest
+   * plus the 10 unroutable again (40 rows: 27 + 3 sent, 13 stay) */
+  ck_assert_int_eq(lc_outbox_drain(g_pool, pub, b.exchange, drop, &sent, err), LC_ERR_NOTFOUND);
+  ck_assert_int_eq(sent, 27);
+  ck_assert_int_eq(q_i64("SELECT count(*) FROM outbox WHERE sent_at IS NULL", NULL, NULL), 13);
+  ck_assert_int_eq(q_i64("SELECT count(*) FROM outbox WHERE sent_at IS NULL AND attempts = 2",
+                         NULL, NULL), 10);
+  lc_amqp_pub_close(pub);
+  /* the bound ones all reached the queue, each once */
+  int got = 0;
+  char body[256], msgid[64];
+  while (got < 200 && broker_get(&b, body, sizeof(body), msgid))
+    got++;
+  ck_assert_int_eq(got, 104);
+  broker_close(&b);
+}
+END_TEST
+
 /* The relay thread end to end: NOTIFY wake-up, publish, mark sent, stop. */
 START_TEST(test_outbox_thread) {
   char uid[37], err[LC_ERR_LEN] = "";
@@ -988,6 +1038,7 @@ int main(void) {
   tcase_add_checked_fixture(tc, setup, teardown);
   tcase_set_timeout(tc, 60);
   tcase_add_test(tc, test_outbox_relay_publishes_and_marks_sent);
+  tcase_add_test(tc, test_outbox_drain_mixed_batch);
   tcase_add_test(tc, test_outbox_thread);
   suite_add_tcase(s, tc);
   tc = tcase_create("http");

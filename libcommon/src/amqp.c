@@ -1,8 +1,9 @@
 /* amqp.c - RabbitMQ publisher with publisher confirms, topology declaration
  * and a reconnecting consumer with manual acknowledgements (librabbitmq 0.11).
  *
- * Every connection uses channel 1 only. A publisher waits for the broker's
- * basic.ack of each message (one in flight); a basic.return (mandatory,
+ * Every connection uses channel 1 only. A publisher sends a batch of
+ * messages back to back and then waits for the broker's confirms of all of
+ * them (lc_amqp_publish is a batch of one); a basic.return (mandatory,
  * unroutable) is reported as LC_ERR_NOTFOUND (the publisher stays usable);
  * basic.nack, channel/connection close or timeout is reported as an error
  * and the publisher becomes unusable (close and reopen).
@@ -227,19 +228,26 @@ void lc_amqp_pub_close(lc_amqp_pub *pub) {
   free(pub);
 }
 
-/* Reads and discards the content header and body frames that follow a
- * basic.return. */
-static int skip_content(amqp_connection_state_t c, int64_t deadline, char err[LC_ERR_LEN]) {
+/* Reads the content header and body frames that follow a basic.return and
+ * discards the body; the returned message's message_id goes to mid (""
+ * when it has none). */
+static int skip_content(amqp_connection_state_t c, int64_t deadline, char *mid, size_t midlen,
+                        char err[LC_ERR_LEN]) {
   amqp_frame_t f;
   uint64_t size, got = 0;
   struct timeval tv = ms_tv(deadline - lc_mono_ms());
   int st = amqp_simple_wait_frame_noblock(c, &f, &tv);
+  const amqp_basic_properties_t *props;
 
+  mid[0] = '\0';
   if (st != AMQP_STATUS_OK)
     return lc_err_set(err, st == AMQP_STATUS_TIMEOUT ? LC_ERR_TIMEOUT : LC_ERR_IO,
                       "lc_amqp_publish - reading returned message: %s", amqp_error_string2(st));
   if (f.frame_type != AMQP_FRAME_HEADER)
     return lc_err_set(err, LC_ERR_IO, "lc_amqp_publish - expected content header");
+  props = f.payload.properties.decoded;
+  if (props != NULL && (props->_flags & AMQP_BASIC_MESSAGE_ID_FLAG))
+    bytes_to_str(props->message_id, mid, midlen);
   size = f.payload.properties.body_size;
   while (got < size) {
     tv = ms_tv(deadline - lc_mono_ms());
@@ -255,56 +263,101 @@ static int skip_content(amqp_connection_state_t c, int64_t deadline, char err[LC
   return LC_OK;
 }
 
-/* Not thread-safe (one publisher per thread). See lc/amqp.h. */
-int lc_amqp_publish(lc_amqp_pub *pub, const char *exchange, const char *routing_key,
-                    const char *msg_id, const char *body, size_t len, int timeout_ms,
-                    char err[LC_ERR_LEN]) {
-  amqp_basic_properties_t props;
-  amqp_bytes_t payload;
-  uint64_t tag;
-  int64_t deadline;
-  int returned = 0;
-  char rtext[128] = "";
-  int st, rc = LC_OK;
+/* Message states while a batch waits for its confirms. */
+enum { M_PENDING = 0, M_RETURNED, M_DONE };
 
-  if (pub == NULL || exchange == NULL || routing_key == NULL || msg_id == NULL ||
-      (body == NULL && len > 0) || timeout_ms < 0)
+/* Settles every pending message with a tag in [lo, hi] (confirm tags
+ * first..first+n-1): result = ok_rc (ack: LC_OK, or LC_ERR_NOTFOUND when it
+ * was returned first) or LC_ERR_IO (nack). Returns how many it settled. */
+static size_t settle(lc_amqp_msg *msgs, unsigned char *st, size_t n, uint64_t first, uint64_t lo,
+                     uint64_t hi, int ack) {
+  size_t done = 0;
+  if (hi < first || lo >= first + n)
+    return 0; /* a confirm of an earlier batch */
+  if (lo < first)
+    lo = first;
+  if (hi >= first + n)
+    hi = first + n - 1;
+  for (uint64_t t = lo; t <= hi; t++) {
+    size_t i = (size_t)(t - first);
+    if (st[i] == M_DONE)
+      continue;
+    msgs[i].result = !ack ? LC_ERR_IO : st[i] == M_RETURNED ? LC_ERR_NOTFOUND : LC_OK;
+    st[i] = M_DONE;
+    done++;
+  }
+  return done;
+}
+
+/* Not thread-safe (one publisher per thread). See lc/amqp.h. */
+int lc_amqp_publish_batch(lc_amqp_pub *pub, const char *exchange, lc_amqp_msg *msgs, size_t n,
+                          int timeout_ms, char err[LC_ERR_LEN]) {
+  amqp_basic_properties_t props;
+  unsigned char *st = NULL;
+  uint64_t first;
+  int64_t deadline;
+  size_t sent = 0, pending, nacked = 0;
+  char rtext[128] = "";
+  int rc = LC_OK;
+
+  if (pub == NULL || exchange == NULL || (msgs == NULL && n > 0) || n > LC_AMQP_BATCH_MAX ||
+      timeout_ms < 0)
     return lc_err_set(err, LC_ERR_PARAM, "lc_amqp_publish - bad arguments");
+  for (size_t i = 0; i < n; i++) {
+    if (msgs[i].routing_key == NULL || msgs[i].msg_id == NULL ||
+        (msgs[i].body == NULL && msgs[i].len > 0))
+      return lc_err_set(err, LC_ERR_PARAM, "lc_amqp_publish - bad message %zu", i);
+    msgs[i].result = LC_ERR_TIMEOUT;
+  }
   if (pub->broken)
     return lc_err_set(err, LC_ERR_IO, "lc_amqp_publish - connection unusable, reopen it");
+  if (n == 0)
+    return LC_OK;
+  st = lc_xcalloc(n, 1);
 
   memset(&props, 0, sizeof(props));
   props._flags = AMQP_BASIC_CONTENT_TYPE_FLAG | AMQP_BASIC_DELIVERY_MODE_FLAG |
                  AMQP_BASIC_MESSAGE_ID_FLAG | AMQP_BASIC_TIMESTAMP_FLAG;
   props.content_type = amqp_cstring_bytes("application/json");
   props.delivery_mode = AMQP_DELIVERY_PERSISTENT;
-  props.message_id = amqp_cstring_bytes(msg_id);
   props.timestamp = (uint64_t)(lc_now_ms() / 1000);
-  payload.bytes = (void *)body;
-  payload.len = len;
-
-  st = amqp_basic_publish(pub->conn, AMQP_CHAN, amqp_cstring_bytes(exchange),
-                          amqp_cstring_bytes(routing_key), 1, 0, &props, payload);
-  if (st != AMQP_STATUS_OK) {
-    rc = lc_err_set(err, LC_ERR_IO, "lc_amqp_publish - send failed: %s", amqp_error_string2(st));
-    goto out;
+  first = pub->next_tag;
+  /* All messages back to back, then one wait for their confirms. */
+  for (; sent < n; sent++) {
+    amqp_bytes_t payload = {msgs[sent].len, (void *)msgs[sent].body};
+    int s;
+    props.message_id = amqp_cstring_bytes(msgs[sent].msg_id);
+    s = amqp_basic_publish(pub->conn, AMQP_CHAN, amqp_cstring_bytes(exchange),
+                           amqp_cstring_bytes(msgs[sent].routing_key), 1, 0, &props, payload);
+    if (s != AMQP_STATUS_OK) {
+      rc = lc_err_set(err, LC_ERR_IO, "lc_amqp_publish - send failed: %s", amqp_error_string2(s));
+      break;
+    }
+    pub->next_tag++;
   }
-  tag = pub->next_tag++;
+  for (size_t i = sent; i < n; i++) {
+    msgs[i].result = LC_ERR_IO; /* never sent */
+    st[i] = M_DONE;
+  }
+  /* Confirms of what was sent, even after a send failure: an ack is final. */
+  pending = sent;
   deadline = lc_mono_ms() + timeout_ms;
-
-  for (;;) {
+  while (pending > 0) {
     amqp_frame_t f;
     struct timeval tv = ms_tv(deadline - lc_mono_ms());
+    int s;
 
     amqp_maybe_release_buffers(pub->conn);
-    st = amqp_simple_wait_frame_noblock(pub->conn, &f, &tv);
-    if (st == AMQP_STATUS_TIMEOUT) {
-      rc = lc_err_set(err, LC_ERR_TIMEOUT, "lc_amqp_publish - no confirm within %d ms",
-                      timeout_ms);
+    s = amqp_simple_wait_frame_noblock(pub->conn, &f, &tv);
+    if (s == AMQP_STATUS_TIMEOUT) {
+      if (rc == LC_OK)
+        rc = lc_err_set(err, LC_ERR_TIMEOUT, "lc_amqp_publish - %zu of %zu confirms missing "
+                        "after %d ms", pending, sent, timeout_ms);
       goto out;
     }
-    if (st != AMQP_STATUS_OK) {
-      rc = lc_err_set(err, LC_ERR_IO, "lc_amqp_publish - %s", amqp_error_string2(st));
+    if (s != AMQP_STATUS_OK) {
+      if (rc == LC_OK)
+        rc = lc_err_set(err, LC_ERR_IO, "lc_amqp_publish - %s", amqp_error_string2(s));
       goto out;
     }
     if (f.frame_type != AMQP_FRAME_METHOD)
@@ -313,29 +366,36 @@ int lc_amqp_publish(lc_amqp_pub *pub, const char *exchange, const char *routing_
     switch (f.payload.method.id) {
     case AMQP_BASIC_ACK_METHOD: {
       amqp_basic_ack_t *a = f.payload.method.decoded;
-      if (a->delivery_tag == tag || (a->multiple && a->delivery_tag >= tag)) {
-        if (returned)
-          rc = lc_err_set(err, LC_ERR_NOTFOUND, "lc_amqp_publish - unroutable (%s/%s): %s",
-                          exchange, routing_key, rtext);
-        goto done;
-      }
-      break; /* confirm of an earlier tag */
+      pending -= settle(msgs, st, n, first, a->multiple ? 0 : a->delivery_tag, a->delivery_tag, 1);
+      break;
     }
     case AMQP_BASIC_NACK_METHOD: {
-      amqp_basic_nack_t *n = f.payload.method.decoded;
-      if (n->delivery_tag == tag || (n->multiple && n->delivery_tag >= tag)) {
-        rc = lc_err_set(err, LC_ERR_IO, "lc_amqp_publish - broker nacked the message");
-        goto out;
-      }
+      amqp_basic_nack_t *k = f.payload.method.decoded;
+      size_t d = settle(msgs, st, n, first, k->multiple ? 0 : k->delivery_tag, k->delivery_tag, 0);
+      pending -= d;
+      nacked += d;
       break;
     }
     case AMQP_BASIC_RETURN_METHOD: {
+      /* RabbitMQ sends basic.return before the message's basic.ack; the
+       * return names no tag, so it is matched by message_id. */
       amqp_basic_return_t *r = f.payload.method.decoded;
-      returned = 1;
+      char mid[LC_AMQP_MSGID_MAX + 1];
+      size_t i;
       bytes_to_str(r->reply_text, rtext, sizeof(rtext));
-      rc = skip_content(pub->conn, deadline, err);
-      if (rc != LC_OK)
+      int src = skip_content(pub->conn, deadline, mid, sizeof(mid), err);
+      if (src != LC_OK) {
+        rc = src;
         goto out;
+      }
+      for (i = 0; i < sent; i++)
+        if (st[i] == M_PENDING && strcmp(msgs[i].msg_id, mid) == 0)
+          break;
+      if (i == sent) {
+        rc = lc_err_set(err, LC_ERR_IO, "lc_amqp_publish - return of an unknown message");
+        goto out;
+      }
+      st[i] = M_RETURNED;
       break; /* the ack follows */
     }
     case AMQP_CHANNEL_CLOSE_METHOD: {
@@ -363,16 +423,36 @@ int lc_amqp_publish(lc_amqp_pub *pub, const char *exchange, const char *routing_
       break;
     }
   }
-
-done:
   amqp_maybe_release_buffers(pub->conn);
-  if (rc == LC_OK)
+  if (rc == LC_OK && nacked > 0)
+    rc = lc_err_set(err, LC_ERR_IO, "lc_amqp_publish - broker nacked %zu message(s)", nacked);
+  else if (rc == LC_OK)
+    for (size_t i = 0; i < n; i++)
+      if (msgs[i].result == LC_ERR_NOTFOUND) {
+        /* Returned but acked: the channel is still consistent. */
+        lc_err_set(err, LC_ERR_NOTFOUND, "lc_amqp_publish - unroutable (%s/%s): %s", exchange,
+                   msgs[i].routing_key, rtext);
+        break;
+      }
+  if (rc == LC_OK) {
+    free(st);
     return LC_OK;
-  /* Returned but acked: the channel is still consistent. */
-  return rc;
+  }
 out:
   pub->broken = 1;
+  free(st);
   return rc;
+}
+
+/* Not thread-safe (one publisher per thread). See lc/amqp.h. */
+int lc_amqp_publish(lc_amqp_pub *pub, const char *exchange, const char *routing_key,
+                    const char *msg_id, const char *body, size_t len, int timeout_ms,
+                    char err[LC_ERR_LEN]) {
+  lc_amqp_msg m = {routing_key, msg_id, body, len, LC_ERR_TIMEOUT};
+  int rc = lc_amqp_publish_batch(pub, exchange, &m, 1, timeout_ms, err);
+  if (rc != LC_OK)
+    return rc;
+  return m.result; /* LC_OK, or LC_ERR_NOTFOUND with err set */
 }
 
 /* ----------------------------------------------------------- topology -- */

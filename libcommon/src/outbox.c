@@ -32,13 +32,21 @@ static int droppable(const char *rk, const char *const *prefixes) {
   return 0;
 }
 
+/* Appends id to a Postgres array literal being built in buf ("{a,b"). */
+static void arr_add(char *buf, size_t cap, size_t *len, int *count, const char *id) {
+  *len += (size_t)snprintf(buf + *len, cap - *len, "%s%s", *count ? "," : "", id);
+  (*count)++;
+}
+
 int lc_outbox_drain(lc_db_pool *pool, lc_amqp_pub *pub, const char *exchange,
                     const char *const *drop_unroutable, int *sent, char err[LC_ERR_LEN]) {
   PGconn *c = NULL;
   PGresult *r = NULL;
-  char acked[LC_OUTBOX_BATCH * 37 + 4];
-  size_t alen = 0;
-  int pubrc = LC_OK, nacked = 0, failed_row = -1;
+  lc_amqp_msg msgs[LC_OUTBOX_BATCH];
+  char acked[LC_OUTBOX_BATCH * 37 + 4], failed[LC_OUTBOX_BATCH * 37 + 4];
+  size_t alen = 1, flen = 1;
+  int pubrc = LC_OK, nacked = 0, nfailed = 0, n;
+  char perr[LC_ERR_LEN] = "";
   int rc;
 
   *sent = 0;
@@ -54,37 +62,46 @@ int lc_outbox_drain(lc_db_pool *pool, lc_amqp_pub *pub, const char *exchange,
                   0, NULL, &r, err);
   if (rc != LC_OK)
     goto out;
-  acked[alen++] = '{';
-  for (int i = 0; i < PQntuples(r) && i < LC_OUTBOX_BATCH; i++) {
-    const char *id = PQgetvalue(r, i, 0), *rk = PQgetvalue(r, i, 1), *pl = PQgetvalue(r, i, 2);
-    size_t plen = (size_t)PQgetlength(r, i, 2);
-    char perr[LC_ERR_LEN] = "";
-    pubrc = lc_amqp_publish(pub, exchange, rk, id, pl, plen, PUBLISH_TIMEOUT_MS, perr);
-    if (pubrc == LC_ERR_NOTFOUND && droppable(rk, drop_unroutable)) {
-      lc_log_debug("outbox - %s %s had no bound queue (nobody listening): sent", rk, id);
-      pubrc = LC_OK;
+  n = PQntuples(r) < LC_OUTBOX_BATCH ? PQntuples(r) : LC_OUTBOX_BATCH;
+  for (int i = 0; i < n; i++) {
+    msgs[i].msg_id = PQgetvalue(r, i, 0);
+    msgs[i].routing_key = PQgetvalue(r, i, 1);
+    msgs[i].body = PQgetvalue(r, i, 2);
+    msgs[i].len = (size_t)PQgetlength(r, i, 2);
+  }
+  /* The whole batch in flight at once, one wait for the confirms. */
+  if (n > 0)
+    pubrc = lc_amqp_publish_batch(pub, exchange, msgs, (size_t)n, PUBLISH_TIMEOUT_MS, perr);
+  if (pubrc == LC_ERR_PARAM) {
+    rc = lc_err_set(err, pubrc, "publish: %s", perr);
+    goto out;
+  }
+  acked[0] = failed[0] = '{';
+  for (int i = 0; i < n; i++) {
+    int mrc = msgs[i].result;
+    if (mrc == LC_ERR_NOTFOUND && droppable(msgs[i].routing_key, drop_unroutable)) {
+      lc_log_debug("outbox - %s %s had no bound queue (nobody listening): sent",
+                   msgs[i].routing_key, msgs[i].msg_id);
+      mrc = LC_OK;
     }
-    if (pubrc != LC_OK) {
-      lc_err_set(err, pubrc, "publish %s: %s", id, perr);
-      failed_row = i;
-      break;
-    }
-    alen += (size_t)snprintf(acked + alen, sizeof(acked) - alen, "%s%s", nacked ? "," : "", id);
-    nacked++;
+    if (mrc == LC_OK)
+      arr_add(acked, sizeof(acked), &alen, &nacked, msgs[i].msg_id);
+    else if (mrc != LC_ERR_TIMEOUT) /* returned (kept for later) or nacked */
+      arr_add(failed, sizeof(failed), &flen, &nfailed, msgs[i].msg_id);
   }
   acked[alen++] = '}';
   acked[alen] = '\0';
+  failed[flen++] = '}';
+  failed[flen] = '\0';
   if (nacked > 0) {
     LC_FAILPOINT("outbox.after_confirm");
     rc = mark_rows(c, "UPDATE outbox SET sent_at = now() WHERE id = ANY($1::uuid[])", acked, err);
     if (rc != LC_OK)
       goto out;
   }
-  if (failed_row >= 0) {
-    char one[40], e2[LC_ERR_LEN];
-    snprintf(one, sizeof(one), "{%s}", PQgetvalue(r, failed_row, 0));
-    rc = mark_rows(c, "UPDATE outbox SET attempts = attempts + 1 WHERE id = ANY($1::uuid[])", one,
-                   e2);
+  if (nfailed > 0) {
+    rc = mark_rows(c, "UPDATE outbox SET attempts = attempts + 1 WHERE id = ANY($1::uuid[])",
+                   failed, err);
     if (rc != LC_OK)
       goto out;
   }
@@ -96,9 +113,13 @@ out:
   if (rc != LC_OK)
     lc_db_rollback(c);
   lc_db_release(pool, c);
-  if (rc == LC_OK && pubrc != LC_OK)
-    return pubrc;
-  return rc;
+  if (rc != LC_OK)
+    return rc;
+  if (pubrc != LC_OK)
+    return lc_err_set(err, pubrc, "publish: %s", perr);
+  if (nfailed > 0) /* every confirm came, but some rows were returned unroutable */
+    return lc_err_set(err, LC_ERR_NOTFOUND, "publish: %d of %d unroutable: %s", nfailed, n, perr);
+  return LC_OK;
 }
 
 static int channel_ok(const char *ch) {

@@ -53,7 +53,7 @@ def main():
     bench.log("waiting for earlier debits to be confirmed")
     bench.chain_drain(0, timeout=300)
     admin = bench.e2e.admin_token()
-    tok, keys = bench.setup_users(admin)
+    tok, keys, _creds = bench.setup_users(admin)
     bench.chain_drain(time.time() - 3600, timeout=60)
     bench.log("W2 load for %d s (debits), then W4 drain" % bench.DUR)
     t0 = time.time() - 1

@@ -21,14 +21,19 @@
 
 #define LC_OUTBOX_BATCH 100
 
-/* Publishes at most LC_OUTBOX_BATCH unsent rows through pub and marks the
- * confirmed ones sent, all in one transaction. A publish answered
- * LC_ERR_NOTFOUND (unroutable: no queue bound) counts as sent when the
- * routing key starts with one of the NULL-terminated drop_unroutable
- * prefixes (may be NULL: never); otherwise the row stays unsent (attempts+1)
- * and the batch stops. *sent = rows marked sent. Returns LC_OK, the publish
- * error (LC_ERR_IO / LC_ERR_TIMEOUT: pub unusable, reopen; LC_ERR_NOTFOUND:
- * pub still usable, retry later) or a database error. */
+/* Publishes at most LC_OUTBOX_BATCH unsent rows (oldest first) through pub
+ * as one pipelined batch (lc_amqp_publish_batch: all in flight, one wait
+ * for the confirms) and marks the confirmed ones sent, all in one
+ * transaction. A row returned unroutable (no queue bound) counts as sent
+ * when its routing key starts with one of the NULL-terminated
+ * drop_unroutable prefixes (may be NULL: never); otherwise it stays unsent
+ * with attempts+1, as does a nacked row; a row whose confirm never came
+ * stays unsent as it was (the broker may have it: at least once). Rows of
+ * one batch may thus reach the broker out of created_at order when some of
+ * them fail (consumers are idempotent and order-independent). *sent = rows
+ * marked sent. Returns LC_OK, the publish error (LC_ERR_IO / LC_ERR_TIMEOUT:
+ * pub unusable, reopen; LC_ERR_NOTFOUND: some rows unroutable, pub still
+ * usable, retry later) or a database error. */
 int lc_outbox_drain(lc_db_pool *pool, lc_amqp_pub *pub, const char *exchange,
                     const char *const *drop_unroutable, int *sent, char err[LC_ERR_LEN]);
 
