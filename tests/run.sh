@@ -3,7 +3,8 @@
 #   1. services/up  - installs what is missing, builds, starts the whole local stack
 #   2. unit + integration tests (Check, through meson) against the running stack
 #   3. unit tests again under valgrind and under ASan+UBSan
-#   4. black-box end-to-end suites (tests/e2e/test_*.py) against the gateway and the chain
+#   4. black-box end-to-end suites (tests/e2e/test_*.py) against the gateway and the chain,
+#      then again against ASan+UBSan builds of the daemons (tests/e2e/sanitized.sh)
 #   5. further checks (tests/checks/*.sh: contract lint, collections, browser, compose), each
 #      run with the stack's environment and ending in "N passed, N failed"
 # Ends with one line "N passed, N failed" (each Check test and each e2e check counts one).
@@ -106,6 +107,16 @@ for suite in tests/e2e/test_*.py tests/faults/run.py; do  # faults: see tests/fa
     total_fail=$((total_fail + 1))
   fi
 done
+echo "== end-to-end suites again against ASan+UBSan daemons: tests/e2e/sanitized.sh"
+bash tests/e2e/sanitized.sh 2>&1 | tee "$STATE_DIR/logs/e2e-sanitized.log"
+line=$(tail -n 1 "$STATE_DIR/logs/e2e-sanitized.log")
+if [[ $line =~ ^([0-9]+)\ passed,\ ([0-9]+)\ failed$ ]]; then
+  total_pass=$((total_pass + BASH_REMATCH[1]))
+  total_fail=$((total_fail + BASH_REMATCH[2]))
+else
+  echo "sanitized e2e ended without a result line"
+  total_fail=$((total_fail + 1))
+fi
 echo "== further checks: tests/checks/*.sh"
 for chk in tests/checks/*.sh; do
   [ -e "$chk" ] || continue

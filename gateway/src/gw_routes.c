@@ -357,6 +357,14 @@ static int cb_dispatch(const struct _u_request *req, struct _u_response *resp, v
 int gw_routes_register(struct _u_instance *inst, const gw_ctx *ctx, char err[LC_ERR_LEN]) {
   if (lc_svc_route(inst, "*", "*", LC_PRIO_LIMITS, cb_security_headers, NULL) != LC_OK)
     return lc_err_set(err, LC_ERR, "cannot register security headers");
+  /* Raw-request checks before ulfius buffers a body or drops and cuts header
+   * values: an oversized Content-Length is a 413 at once, %00 in the target
+   * and an Idempotency-Key that is not 1..255 visible ASCII bytes (NUL,
+   * non-ASCII) are 400s; answers carry the security headers. */
+  static const char *const strict[] = {"Idempotency-Key", NULL};
+  const lc_svc_guard_cfg guard = {strict, 255, cb_security_headers, NULL};
+  if (lc_svc_guard(inst, &guard) != LC_OK)
+    return lc_err_set(err, LC_ERR, "cannot register the request guard");
   for (size_t i = 0; i < NROUTES; i++) {
     BINDINGS[i].route = &ROUTES[i];
     BINDINGS[i].ctx = ctx;

@@ -79,6 +79,7 @@ typedef struct {
   int hooked;
 } svc_hook;
 static int has_stream_routes(const struct _u_instance *inst);
+static int has_guard(const struct _u_instance *inst);
 static void svc_completed(void *cls, struct MHD_Connection *c, void **con_cls,
                           enum MHD_RequestTerminationCode toe);
 static void *svc_uri_log(void *cls, const char *uri, struct MHD_Connection *c);
@@ -686,7 +687,8 @@ int lc_svc_start(struct _u_instance *inst, const char *key_pem, const char *cert
     return lc_err_set(err, LC_ERR_PARAM, "svc: TLS needs both key and certificate");
   if (max_conns == 0) max_conns = 512;
   if (idle_timeout_s == 0) idle_timeout_s = 30;
-  streams = has_stream_routes(inst);
+  /* stream routes and request guards both need our handler in front */
+  streams = has_stream_routes(inst) || has_guard(inst);
   /* The two options ulfius' API.md marks mandatory (with stream routes, our
    * wrappers, which call ulfius' own; see "streaming routes" below). */
   if (streams) {
@@ -848,6 +850,7 @@ typedef struct {
 typedef struct {
   char *uri;     /* raw target of the current request (URI log callback) */
   stream_req *s; /* the current request when it is a stream route */
+  int fresh;     /* set by the URI log callback: the next access call is a request's first */
 } svc_conn;
 
 static void stream_free(stream_req *s, int completed) {
@@ -884,6 +887,7 @@ static void *svc_uri_log(void *cls, const char *uri, struct MHD_Connection *c) {
   if (sc != NULL) {
     free(sc->uri);
     sc->uri = (uri != NULL && strlen(uri) < STREAM_URI_MAX) ? strdup(uri) : NULL;
+    sc->fresh = 1;
   }
   return ulfius_uri_logger(cls, uri);
 }
@@ -1039,6 +1043,133 @@ static enum MHD_Result stream_answer_early(stream_req *s) {
   return MHD_YES;
 }
 
+/* ---- request guards (lc_svc_guard) ---- */
+
+typedef struct {
+  struct _u_instance *inst;
+  const char *ascii[LC_SVC_GUARD_HEADERS_MAX + 1];
+  size_t ascii_max;
+  int (*decorate)(const struct _u_request *req, struct _u_response *resp, void *ud);
+  void *decorate_ud;
+  stream_route route; /* "limits": the series and log line of a guard answer */
+} svc_guard;
+
+static svc_guard g_guards[LC_SVC_MAX_INSTANCES];
+static int g_nguards;
+
+int lc_svc_guard(struct _u_instance *inst, const lc_svc_guard_cfg *cfg) {
+  const svc_slot *slot = NULL;
+  svc_guard *g = NULL;
+  int i, n = 0, nslots = atomic_load(&g_nslots);
+  if (inst == NULL || cfg == NULL) return LC_ERR_PARAM;
+  for (i = 0; i < nslots && i < LC_SVC_MAX_INSTANCES; i++)
+    if (inst->bind_address == &g_slots[i].addr) slot = &g_slots[i];
+  if (slot == NULL) return LC_ERR_PARAM;
+  while (cfg->ascii_headers != NULL && cfg->ascii_headers[n] != NULL) n++;
+  if (n > LC_SVC_GUARD_HEADERS_MAX) return LC_ERR_PARAM;
+  pthread_mutex_lock(&g_hook_lock);
+  for (i = 0; i < g_nguards && g == NULL; i++)
+    if (g_guards[i].inst == inst) g = &g_guards[i];
+  if (g == NULL && g_nguards >= LC_SVC_MAX_INSTANCES) {
+    pthread_mutex_unlock(&g_hook_lock);
+    return LC_ERR;
+  }
+  if (g == NULL) g = &g_guards[g_nguards++];
+  memset(g, 0, sizeof *g);
+  g->inst = inst;
+  for (i = 0; i < n; i++) g->ascii[i] = cfg->ascii_headers[i];
+  g->ascii_max = cfg->ascii_max > 0 ? cfg->ascii_max : 255;
+  g->decorate = cfg->decorate;
+  g->decorate_ud = cfg->decorate_ud;
+  g->route.inst = inst;
+  g->route.slot = slot;
+  (void)lc_strlcpy(g->route.method, "*", sizeof g->route.method);
+  (void)lc_strlcpy(g->route.path, "limits", sizeof g->route.path);
+  pthread_mutex_unlock(&g_hook_lock);
+  return LC_OK;
+}
+
+static const svc_guard *guard_of(const struct _u_instance *inst) {
+  int i;
+  for (i = 0; i < g_nguards; i++)
+    if (g_guards[i].inst == inst) return &g_guards[i];
+  return NULL;
+}
+
+static int has_guard(const struct _u_instance *inst) { return guard_of(inst) != NULL; }
+
+typedef struct {
+  const svc_guard *g;
+  const char *bad; /* the first header name refused */
+} guard_scan;
+
+/* Every occurrence of every strict header, with its raw length (a NUL inside
+ * a value shows as a length longer than the C string). */
+static enum MHD_Result guard_header(void *cls, enum MHD_ValueKind kind, const char *key,
+                                    size_t key_size, const char *value, size_t value_size) {
+  guard_scan *gs = cls;
+  (void)kind;
+  (void)key_size;
+  for (int i = 0; key != NULL && gs->g->ascii[i] != NULL; i++) {
+    if (strcasecmp(key, gs->g->ascii[i]) != 0) continue;
+    int ok = value != NULL && value_size >= 1 && value_size <= gs->g->ascii_max;
+    for (size_t j = 0; ok && j < value_size; j++)
+      ok = (unsigned char)value[j] >= 0x21 && (unsigned char)value[j] <= 0x7e;
+    if (!ok) {
+      gs->bad = gs->g->ascii[i];
+      return MHD_NO;
+    }
+  }
+  return MHD_YES;
+}
+
+/* The raw request, before ulfius reads its body or copies its headers:
+ * 0 = pass it on, else the status to answer with and why. */
+static int guard_refuse(const svc_guard *g, struct MHD_Connection *c, const char *uri,
+                        char *why, size_t whylen) {
+  const char *cl = MHD_lookup_connection_value(c, MHD_HEADER_KIND, "Content-Length");
+  guard_scan gs = {g, NULL};
+  int64_t n;
+  if (cl != NULL && lc_parse_i64(cl, 0, INT64_MAX, &n) != LC_OK) {
+    snprintf(why, whylen, "invalid Content-Length");
+    return 400;
+  }
+  if (cl != NULL && (uint64_t)n > (uint64_t)g->route.slot->max_body) {
+    snprintf(why, whylen, "request body too large");
+    return 413;
+  }
+  /* A percent-encoded NUL would be decoded into C strings and cut an id,
+   * cursor or name short. */
+  if (uri != NULL && strcasestr(uri, "%00") != NULL) {
+    snprintf(why, whylen, "the request target contains an encoded NUL");
+    return 400;
+  }
+  MHD_get_connection_values_n(c, MHD_HEADER_KIND, guard_header, &gs);
+  if (gs.bad != NULL) {
+    snprintf(why, whylen, "%s must be 1..%zu visible ASCII characters", gs.bad, g->ascii_max);
+    return 400;
+  }
+  return 0;
+}
+
+/* Answers a refused request at once (before its body); the rest of the body
+ * is read and discarded by the stream machinery. */
+static enum MHD_Result guard_answer(const svc_guard *g, svc_conn *sc, struct MHD_Connection *c,
+                                    const char *method, int status, const char *why) {
+  stream_req *s = calloc(1, sizeof *s);
+  if (s == NULL) return MHD_NO;
+  s->r = &g->route;
+  s->conn = c;
+  s->clen = -1;
+  s->start_ns = mono_ns();
+  sc->s = s;
+  if (stream_init_req(s, c, method, sc->uri) != LC_OK) return MHD_NO;
+  if (g->decorate != NULL) (void)g->decorate(&s->req, &s->resp, g->decorate_ud);
+  lc_problem(&s->resp, status, NULL, why);
+  lc_log_info("http %s - refused before the body: %s", method, why);
+  return stream_queue(s);
+}
+
 static enum MHD_Result svc_access(void *cls, struct MHD_Connection *c, const char *url,
                                   const char *method, const char *version,
                                   const char *upload_data, size_t *upload_data_size,
@@ -1050,6 +1181,13 @@ static enum MHD_Result svc_access(void *cls, struct MHD_Connection *c, const cha
     const stream_route *r;
     const char *cl;
     int ret;
+    if (sc != NULL && sc->fresh) { /* first call of a request (*con_cls is ulfius') */
+      const svc_guard *g = guard_of(h->inst);
+      sc->fresh = 0;
+      char why[128];
+      int st = g != NULL ? guard_refuse(g, c, sc->uri, why, sizeof why) : 0;
+      if (st != 0) return guard_answer(g, sc, c, method, st, why);
+    }
     if (sc == NULL || sc->uri == NULL || (r = stream_match(h->inst, method, sc->uri)) == NULL)
       return h->dh(h->dh_cls, c, url, method, version, upload_data, upload_data_size, con_cls);
     s = calloc(1, sizeof *s);

@@ -7,6 +7,10 @@
 #include <stdatomic.h>
 #include <stdio.h>
 #include <string.h>
+#include <arpa/inet.h>
+#include <netinet/in.h>
+#include <sys/socket.h>
+#include <sys/time.h>
 #include <unistd.h>
 
 #include "lc/http.h"
@@ -19,7 +23,7 @@
 #define UID "7a1c0f0e-3b7d-4c55-9a43-2f1e0b6c9d11"
 #define MAXB 65536
 
-static atomic_int g_begins, g_dones, g_completed;
+static atomic_int g_begins, g_dones, g_completed, g_plain_calls;
 
 typedef struct {
   size_t bytes, chunks;
@@ -68,12 +72,21 @@ static int cb_plain(const struct _u_request *req, struct _u_response *resp, void
   char body[64];
   int n = snprintf(body, sizeof body, "plain %zu", req->binary_body_length);
   (void)ud;
+  atomic_fetch_add(&g_plain_calls, 1);
   ulfius_set_binary_body_response(resp, 200, body, (size_t)n);
   return U_CALLBACK_COMPLETE;
 }
 
 static struct _u_instance g_inst;
 static char g_base[64];
+static int g_port;
+
+static int decorate(const struct _u_request *req, struct _u_response *resp, void *ud) {
+  (void)req;
+  (void)ud;
+  u_map_put(resp->map_header, "X-Guarded", "1");
+  return U_CALLBACK_CONTINUE;
+}
 
 static void up(void) {
   static const lc_stream_ops ops = {st_begin, st_data, st_end, st_done};
@@ -85,6 +98,10 @@ static void up(void) {
     ck_assert_int_eq(lc_svc_add_ops(&g_inst, "sttest", NULL, NULL), LC_OK);
     ck_assert_int_eq(lc_svc_route(&g_inst, "POST", "/plain", LC_PRIO_APP, cb_plain, NULL), LC_OK);
     ck_assert_int_eq(lc_svc_stream_route(&g_inst, "POST", "/up", &ops, NULL), LC_OK);
+    static const char *const strict[] = {"Idempotency-Key", NULL};
+    const lc_svc_guard_cfg guard = {strict, 20, decorate, NULL};
+    ck_assert_int_eq(lc_svc_guard(&g_inst, &guard), LC_OK);
+    g_port = port;
     rc = lc_svc_start(&g_inst, NULL, NULL, 16, 5, err);
     if (rc != LC_OK)
       ulfius_clean_instance(&g_inst);
@@ -206,6 +223,96 @@ START_TEST(stream_route_done_once) {
 }
 END_TEST
 
+/* Sends len raw bytes on a new connection (no body unless in raw), reads
+ * the answer for up to 2 s; returns its status (0 = none) and copies the
+ * head into out. */
+static int raw_request(const char *raw, size_t len, char *out, size_t outsz) {
+  struct sockaddr_in a = {.sin_family = AF_INET, .sin_port = htons((uint16_t)g_port)};
+  struct timeval tv = {2, 0};
+  size_t got = 0;
+  int fd = socket(AF_INET, SOCK_STREAM, 0), status = 0;
+  ck_assert_int_ge(fd, 0);
+  inet_pton(AF_INET, "127.0.0.1", &a.sin_addr);
+  ck_assert_int_eq(connect(fd, (struct sockaddr *)&a, sizeof a), 0);
+  setsockopt(fd, SOL_SOCKET, SO_RCVTIMEO, &tv, sizeof tv);
+  ck_assert_int_eq((int)send(fd, raw, len, MSG_NOSIGNAL), (int)len);
+  while (got + 1 < outsz) {
+    ssize_t n = recv(fd, out + got, outsz - 1 - got, 0);
+    if (n <= 0) break;
+    got += (size_t)n;
+    out[got] = '\0';
+    if (strstr(out, "\r\n\r\n") != NULL && strstr(out, "Content-Length: ") != NULL) {
+      const char *cl = strstr(out, "Content-Length: ") + 16, *end = strstr(out, "\r\n\r\n") + 4;
+      if ((size_t)(out + got - end) >= (size_t)atoi(cl)) break;
+    }
+  }
+  out[got] = '\0';
+  close(fd);
+  if (got > 12 && strncmp(out, "HTTP/1.1 ", 9) == 0) status = atoi(out + 9);
+  return status;
+}
+
+static int raw_post(const char *target, const char *extra, size_t extra_len, const char *clen,
+                    char *out, size_t outsz) {
+  char req[512];
+  size_t n = (size_t)snprintf(req, sizeof req, "POST %s HTTP/1.1\r\nHost: x\r\n", target);
+  memcpy(req + n, extra, extra_len);
+  n += extra_len;
+  n += (size_t)snprintf(req + n, sizeof req - n, "Content-Length: %s\r\n\r\n%s", clen,
+                        strcmp(clen, "2") == 0 ? "{}" : "");
+  return raw_request(req, n, out, outsz);
+}
+
+/* lc_svc_guard: refused on the raw request, before ulfius sees it. */
+START_TEST(guard_raw_request) {
+  static char out[4096];
+  int plain0 = atomic_load(&g_plain_calls);
+  /* a valid key reaches the route */
+  ck_assert_int_eq(raw_post("/plain", "Idempotency-Key: ok-key\r\n", 25, "2", out, sizeof out),
+                   200);
+  ck_assert_ptr_nonnull(strstr(out, "plain 2"));
+  ck_assert_ptr_null(strstr(out, "X-Guarded"));
+  /* a non-ASCII byte, a space, a control byte, an empty value, one byte
+   * over ascii_max (20), a bad second occurrence. (A NUL inside a value is
+   * cut by libmicrohttpd 0.9.75 itself before any callback: "k\0x" arrives
+   * as "k" - see lc/svc.h.) */
+  static const struct { const char *h; size_t n; } bad[] = {
+      {"Idempotency-Key: \xff\xfe\r\n", 21},
+      {"Idempotency-Key: k x\r\n", 22},       {"Idempotency-Key: k\x01x\r\n", 22},
+      {"Idempotency-Key: \r\n", 19},          {"idempotency-key: 123456789012345678901\r\n", 40},
+      {"Idempotency-Key: ok\r\nIdempotency-Key: k\x7f\r\n", 42},
+  };
+  for (size_t i = 0; i < sizeof bad / sizeof bad[0]; i++) {
+    ck_assert_msg(raw_post("/plain", bad[i].h, bad[i].n, "2", out, sizeof out) == 400,
+                  "case %zu: %.80s", i, out);
+    ck_assert_msg(strstr(out, "Idempotency-Key must be 1..20 visible ASCII") != NULL, "case %zu",
+                  i);
+    ck_assert_ptr_nonnull(strstr(out, "application/problem+json"));
+    ck_assert_ptr_nonnull(strstr(out, "X-Guarded: 1")); /* decorate ran */
+  }
+  /* exactly ascii_max bytes is fine */
+  ck_assert_int_eq(
+      raw_post("/plain", "Idempotency-Key: 12345678901234567890\r\n", 39, "2", out, sizeof out),
+      200);
+  /* an encoded NUL anywhere in the target, also on stream routes */
+  ck_assert_int_eq(raw_post("/plain?c=%00", "", 0, "2", out, sizeof out), 400);
+  ck_assert_ptr_nonnull(strstr(out, "encoded NUL"));
+  ck_assert_int_eq(raw_post("/up%00x", "", 0, "2", out, sizeof out), 400);
+  /* Content-Length over max_body on an ordinary (buffered) route: 413 on the
+   * headers alone - the body is never sent here, the answer still comes */
+  ck_assert_int_eq(raw_post("/plain", "", 0, "65537", out, sizeof out), 413);
+  ck_assert_ptr_nonnull(strstr(out, "request body too large"));
+  ck_assert_int_eq(raw_post("/plain", "", 0, "12x", out, sizeof out), 400);
+  ck_assert_int_eq(atomic_load(&g_plain_calls) - plain0, 2);
+  /* bad arguments */
+  ck_assert_int_eq(lc_svc_guard(NULL, NULL), LC_ERR_PARAM);
+  struct _u_instance other;
+  memset(&other, 0, sizeof other);
+  const lc_svc_guard_cfg none = {NULL, 0, NULL, NULL};
+  ck_assert_int_eq(lc_svc_guard(&other, &none), LC_ERR_PARAM); /* not an lc_svc instance */
+}
+END_TEST
+
 /* A ulfius request as the server would build it from signed lines. */
 static void fake(struct _u_request *rq, const char *path, const lc_iauth_headers *h,
                  const char *cl) {
@@ -279,6 +386,7 @@ Suite *stream_suite(void) {
   tcase_add_test(tc, stream_route_chunks);
   tcase_add_test(tc, stream_route_limits_and_refusals);
   tcase_add_test(tc, stream_route_done_once);
+  tcase_add_test(tc, guard_raw_request);
   suite_add_tcase(s, tc);
   TCase *tu = tcase_create("iauth");
   tcase_add_test(tu, iauth_unsigned_payload);

@@ -97,6 +97,17 @@ def rpc(method, params):
     return out["result"]
 
 
+# E2E_SANITIZED=1: the daemons under test are ASan+UBSan builds
+# (tests/e2e/sanitized.sh). Checks that measure the daemons' memory (RSS)
+# measure the sanitizer's allocator there, not our code: they are skipped.
+SANITIZED = os.environ.get("E2E_SANITIZED") == "1"
+
+
+def skip(name, why):
+    """Reports a check that does not apply to this run; counts neither way."""
+    print("skip - %s (%s)" % (name, why))
+
+
 def check(name, cond, detail=""):
     global passed, failed
     if cond:

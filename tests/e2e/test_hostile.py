@@ -33,26 +33,20 @@ from client import call, check, run
 
 HOST_PORT = urllib.parse.urlsplit(client.GW)
 HOST, PORT = HOST_PORT.hostname, HOST_PORT.port or 443
-LIMIT_S = 1.0
+# Time bounds are the product's (normal builds); against ASan+UBSan daemons
+# (E2E_SANITIZED=1) every request costs several times more: bounds x 4.
+SLOW = 4 if client.SANITIZED else 1
+LIMIT_S = 1.0 * SLOW
 MAX_BODY = int(os.environ.get("GW_MAX_BODY", str(10 * 1024 * 1024 + 65536)))
 
 # (group, label substring) -> reason: hostile inputs that are known to be
 # mis-answered and not fixed here; they print as "known:" and count neither way.
 KNOWN = {
-    ("admin top-up", "unknown user"):
-        "credit-svc opens an account (50 bonus) for any user id on an admin top-up and "
-        "answers 201: no check that the user exists in auth-svc (not local to one handler)",
-    ("admin top-up", "nil-uuid%00"):
-        "%00 in a path id is decoded and truncates the id (uuid%00 = uuid); with the "
-        "account auto-open above, the top-up succeeds",
-    ("files", "?cursor=%00%ff"): "%00 in the cursor truncates it to empty: 200 (first page) instead of 400",
-    ("reports", "?cursor=%00%ff"): "%00 in the cursor truncates it to empty: 200 (first page) instead of 400",
-    ("files (2nd user)", "multipart, no file part"):
-        "a multipart upload without a part named file stores another part (201) instead of 400",
-    ("admin top-up", "Idempotency-Key 'k\\x00x'"):
-        "a NUL in a header value truncates it (k\\x00x = k): replays key k instead of 400",
-    ("admin top-up", "Idempotency-Key '\xff\xfe'"):
-        "a non-ASCII Idempotency-Key is accepted (201), not refused as malformed",
+    # none. A non-ASCII Idempotency-Key (ulfius dropped it) is refused by the
+    # gateway's raw-request guard since 2026-12-06 (lc_svc_guard). A NUL inside
+    # a header value is cut by libmicrohttpd 0.9.75 itself ("k\x00x" arrives as
+    # "k"; no API shows it), so the 4xx that probe gets is not the guard's;
+    # README "Known limits".
 }
 
 SQLI = ["' OR 1=1 --", "'; DROP TABLE users; --", "\" OR \"\"=\"", "1; SELECT pg_sleep(5)"]
@@ -223,7 +217,7 @@ def probe(group, label, method, path, headers=None, body=b"", auth=None, allow=N
                 known_hits.append("%s -> %s (%s)" % (name, why, reason))
                 print("known: %s -> %s [%s]" % (name, why, reason))
                 return st
-    check(name + " -> 4xx problem < 1s", why is None, why)
+    check(name + " -> 4xx problem < %gs" % LIMIT_S, why is None, why)
     return st
 
 
@@ -526,11 +520,10 @@ def main():
         probe(g, "user + Idempotency-Key %r" % k[:18], "POST", tp,
               {"Content-Type": "application/json", "Idempotency-Key": k},
               b'{"amount": 5, "reason": "hostile"}', U)
-    # as the admin: malformed keys with an otherwise valid top-up must be refused
-    # (aimed at a second user: the known failures below credit whoever they target)
-    uid2 = new_user()[0]
-    for k in ("k" * 300, "\xff\xfe", "k\x00x", "k\rX: y"):
-        probe(g, "Idempotency-Key %r" % k[:14], "POST", "/v1/admin/users/%s/credits" % uid2,
+    # as the admin: malformed keys with an otherwise valid top-up must be refused,
+    # aimed at the victim (the "nothing changed" check below covers them)
+    for k in ("k" * 300, "\xff\xfe", "k\x00x", "k\rX: y", "k x", "\x7f"):
+        probe(g, "Idempotency-Key %r" % k[:14], "POST", "/v1/admin/users/%s/credits" % uid,
               {"Content-Type": "application/json", "Idempotency-Key": k},
               b'{"amount": 5, "reason": "hostile"}', A)
     for k in ("k\r\nX-Auth-User: " + uid, "k\r\n\r\nGET / HTTP/1.1"):
@@ -653,7 +646,7 @@ def main():
     total = time.monotonic() - t_start
     print("hostile: %d requests, slowest %.3fs, %d known, %.1fs in all"
           % (results["n"], results["slowest"], len(known_hits), total))
-    check("the sweep took under 90 s", total < 90, "%.1fs" % total)
+    check("the sweep took under %d s" % (90 * SLOW), total < 90 * SLOW, "%.1fs" % total)
 
 
 if __name__ == "__main__":

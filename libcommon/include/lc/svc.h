@@ -147,6 +147,32 @@ typedef struct {
   void (*done)(void *state, int completed);
 } lc_stream_ops;
 
+/* Request guards of an instance: checks of the raw request that run before
+ * ulfius reads its body or copies its headers (ulfius drops header values
+ * with bytes it does not like, so they cannot be
+ * checked later), each answered at once with a problem (the rest of the body
+ * is read and discarded, never buffered):
+ *   - Content-Length not a number -> 400; above the instance's max_body ->
+ *     413 (without the guard, ulfius buffers the body up to max_body first);
+ *   - a request target containing %00 -> 400;
+ *   - each ascii_headers name (case-insensitive, every occurrence) present
+ *     with a value that is not 1..ascii_max (0 = 255) bytes of visible ASCII
+ *     0x21..0x7e - a space, control or non-ASCII byte -> 400. Not a NUL:
+ *     libmicrohttpd 0.9.75 cuts a header value at an embedded NUL while
+ *     parsing ("k\0x" reaches every callback as "k"); no API shows it.
+ * decorate (may be NULL) runs on each guard answer first (e.g. security
+ * headers, request id). Answers are recorded under route "limits". Call
+ * before lc_svc_start, at most once per instance (again: replaces);
+ * ascii_headers strings are borrowed. LC_ERR_PARAM / LC_ERR. */
+#define LC_SVC_GUARD_HEADERS_MAX 8
+typedef struct {
+  const char *const *ascii_headers; /* NULL-terminated, may be NULL */
+  size_t ascii_max;
+  int (*decorate)(const struct _u_request *req, struct _u_response *resp, void *ud);
+  void *decorate_ud;
+} lc_svc_guard_cfg;
+int lc_svc_guard(struct _u_instance *inst, const lc_svc_guard_cfg *cfg);
+
 /* Registers method + path (exact match of the path without the query) as a
  * stream route of inst (from lc_svc_instance_init), before lc_svc_start. At
  * most 8 per process. ops is copied; ud is borrowed. LC_ERR_PARAM / LC_ERR. */
