@@ -46,7 +46,7 @@ KNOWN = {
     # gateway's raw-request guard since 2026-12-06 (lc_svc_guard). A NUL inside
     # a header value is cut by libmicrohttpd 0.9.75 itself ("k\x00x" arrives as
     # "k"; no API shows it), so the 4xx that probe gets is not the guard's;
-    # README "Known limits".
+    # README "Trade-offs and limits".
 }
 
 SQLI = ["' OR 1=1 --", "'; DROP TABLE users; --", "\" OR \"\"=\"", "1; SELECT pg_sleep(5)"]
