@@ -243,12 +243,22 @@ static int raw_request(const char *raw, size_t len, char *out, size_t outsz) {
     out[got] = '\0';
     if (strstr(out, "\r\n\r\n") != NULL && strstr(out, "Content-Length: ") != NULL) {
       const char *cl = strstr(out, "Content-Length: ") + 16, *end = strstr(out, "\r\n\r\n") + 4;
-      if ((size_t)(out + got - end) >= (size_t)atoi(cl)) break;
+      char num[16];
+      int64_t want = 0;
+      (void)lc_strlcpy(num, cl, strcspn(cl, "\r") + 1 < sizeof num ? strcspn(cl, "\r") + 1
+                                                                    : sizeof num);
+      ck_assert_int_eq(lc_parse_i64(num, 0, (int64_t)outsz, &want), LC_OK);
+      if ((int64_t)(out + got - end) >= want) break;
     }
   }
   out[got] = '\0';
   close(fd);
-  if (got > 12 && strncmp(out, "HTTP/1.1 ", 9) == 0) status = atoi(out + 9);
+  if (got > 12 && strncmp(out, "HTTP/1.1 ", 9) == 0) {
+    char code[4];
+    int64_t v = 0;
+    (void)lc_strlcpy(code, out + 9, sizeof code);
+    if (lc_parse_i64(code, 100, 599, &v) == LC_OK) status = (int)v;
+  }
   return status;
 }
 
