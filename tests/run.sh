@@ -62,6 +62,19 @@ run_meson() {
   fi
 }
 
+# Adds a script's last line "N passed, N failed" (its log) to the totals.
+count_result() {
+  local log=$1 name=$2 line
+  line=$(tail -n 1 "$log")
+  if [[ $line =~ ^([0-9]+)\ passed,\ ([0-9]+)\ failed$ ]]; then
+    total_pass=$((total_pass + BASH_REMATCH[1]))
+    total_fail=$((total_fail + BASH_REMATCH[2]))
+  else
+    echo "$name ended without a result line"
+    total_fail=$((total_fail + 1))
+  fi
+}
+
 mkdir -p "$STATE_DIR/logs"
 echo "== documentation: the configuration table matches the daemons' tables"
 if python3 tools/config_doc.py --check; then
@@ -98,38 +111,17 @@ for suite in tests/e2e/test_*.py tests/faults/run.py; do  # faults: see tests/fa
   name=$(basename "$suite" .py)
   echo "-- $name"
   python3 "$suite" | tee "$STATE_DIR/logs/e2e-$name.log"
-  line=$(tail -n 1 "$STATE_DIR/logs/e2e-$name.log")
-  if [[ $line =~ ^([0-9]+)\ passed,\ ([0-9]+)\ failed$ ]]; then
-    total_pass=$((total_pass + BASH_REMATCH[1]))
-    total_fail=$((total_fail + BASH_REMATCH[2]))
-  else
-    echo "$name ended without a result line"
-    total_fail=$((total_fail + 1))
-  fi
+  count_result "$STATE_DIR/logs/e2e-$name.log" "$name"
 done
 echo "== end-to-end suites again against ASan+UBSan daemons: tests/e2e/sanitized.sh"
 bash tests/e2e/sanitized.sh 2>&1 | tee "$STATE_DIR/logs/e2e-sanitized.log"
-line=$(tail -n 1 "$STATE_DIR/logs/e2e-sanitized.log")
-if [[ $line =~ ^([0-9]+)\ passed,\ ([0-9]+)\ failed$ ]]; then
-  total_pass=$((total_pass + BASH_REMATCH[1]))
-  total_fail=$((total_fail + BASH_REMATCH[2]))
-else
-  echo "sanitized e2e ended without a result line"
-  total_fail=$((total_fail + 1))
-fi
+count_result "$STATE_DIR/logs/e2e-sanitized.log" "sanitized e2e"
 echo "== further checks: tests/checks/*.sh"
 for chk in tests/checks/*.sh; do
   [ -e "$chk" ] || continue
   name=$(basename "$chk" .sh)
   echo "-- $name"
   bash "$chk" 2>&1 | tee "$STATE_DIR/logs/check-$name.log"
-  line=$(tail -n 1 "$STATE_DIR/logs/check-$name.log")
-  if [[ $line =~ ^([0-9]+)\ passed,\ ([0-9]+)\ failed$ ]]; then
-    total_pass=$((total_pass + BASH_REMATCH[1]))
-    total_fail=$((total_fail + BASH_REMATCH[2]))
-  else
-    echo "$name ended without a result line"
-    total_fail=$((total_fail + 1))
-  fi
+  count_result "$STATE_DIR/logs/check-$name.log" "$name"
 done
 finish
