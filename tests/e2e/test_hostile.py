@@ -42,11 +42,14 @@ MAX_BODY = int(os.environ.get("GW_MAX_BODY", str(10 * 1024 * 1024 + 65536)))
 # (group, label substring) -> reason: hostile inputs that are known to be
 # mis-answered and not fixed here; they print as "known:" and count neither way.
 KNOWN = {
-    # none. A non-ASCII Idempotency-Key (ulfius dropped it) is refused by the
-    # gateway's raw-request guard since 2026-12-06 (lc_svc_guard). A NUL inside
-    # a header value is cut by libmicrohttpd 0.9.75 itself ("k\x00x" arrives as
-    # "k"; no API shows it), so the 4xx that probe gets is not the guard's;
-    # README "Trade-offs and limits".
+    # A NUL inside a header value is cut by libmicrohttpd 0.9.75 itself while it
+    # parses ("k\x00x" reaches every callback as "k", exactly like a client that
+    # sent "k"; no API shows the rest), so the gateway cannot refuse it. A
+    # non-ASCII key, which ulfius dropped, is refused by the gateway's
+    # raw-request guard since 2026-12-06 (lc_svc_guard). README "Trade-offs".
+    ("admin top-up", "Idempotency-Key 'k\\x00x'"):
+        "a NUL in a header value truncates it inside libmicrohttpd (k\\x00x = k): the "
+        "top-up runs under key k instead of a 400",
 }
 
 SQLI = ["' OR 1=1 --", "'; DROP TABLE users; --", "\" OR \"\"=\"", "1; SELECT pg_sleep(5)"]
@@ -521,9 +524,12 @@ def main():
               {"Content-Type": "application/json", "Idempotency-Key": k},
               b'{"amount": 5, "reason": "hostile"}', U)
     # as the admin: malformed keys with an otherwise valid top-up must be refused,
-    # aimed at the victim (the "nothing changed" check below covers them)
+    # aimed at the victim (the "nothing changed" check below covers them) - but
+    # the known NUL case (see KNOWN), aimed at a second user
+    uid2 = new_user()[0]
     for k in ("k" * 300, "\xff\xfe", "k\x00x", "k\rX: y", "k x", "\x7f"):
-        probe(g, "Idempotency-Key %r" % k[:14], "POST", "/v1/admin/users/%s/credits" % uid,
+        target = uid2 if "\x00" in k else uid
+        probe(g, "Idempotency-Key %r" % k[:14], "POST", "/v1/admin/users/%s/credits" % target,
               {"Content-Type": "application/json", "Idempotency-Key": k},
               b'{"amount": 5, "reason": "hostile"}', A)
     for k in ("k\r\nX-Auth-User: " + uid, "k\r\n\r\nGET / HTTP/1.1"):
