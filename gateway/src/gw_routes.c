@@ -338,6 +338,14 @@ static int cb_dispatch(const struct _u_request *req, struct _u_response *resp, v
   int rc = gw_proxy_forward_ex(up, req, &p.id, r->pass_cookie, ip, NULL, resp, err);
   if (rc == LC_OK) {
     lc_metric_add("gateway_forwarded_total", 1);
+    /* The instance that relayed a logout refuses the token before its
+     * answer leaves, not only when auth.token.revoked comes back over the
+     * broker (other instances still learn it from the event). */
+    if (resp->status >= 200 && resp->status < 300 && p.id.jti[0] != '\0' &&
+        ctx->authn.rv != NULL && strcmp(r->path, "/v1/auth/logout") == 0 &&
+        gw_revoke_add_jti(ctx->authn.rv, p.id.jti, p.id.user_id, p.id.exp,
+                          lc_now_ms() / 1000) != LC_OK)
+      lc_log_error("gw_dispatch - cannot record the logged-out token locally");
     return U_CALLBACK_COMPLETE;
   }
   lc_log_error("gw_dispatch - %s unavailable: %s", up->name, err);
