@@ -34,7 +34,8 @@ SOAK_STEP = int(os.environ.get("PERF_SOAK_STEP", "10"))
 STATE = os.environ["STACK_STATE_DIR"] if "STACK_STATE_DIR" in os.environ else os.environ["STATE_DIR"]
 GW = os.environ.get("GATEWAY_URL") or os.environ["STACK_GATEWAY_URL"]
 PGSOCK = os.path.join(STATE, "pgsock")
-PG_PORT = os.environ["PG_PORT"]
+# the stack env (services/env.sh) names the port in STACK_PG_ADMIN; PG_PORT wins when exported
+PG_PORT = os.environ.get("PG_PORT") or re.search(r"\bport=(\d+)", os.environ["STACK_PG_ADMIN"]).group(1)
 CLK = os.sysconf("SC_CLK_TCK")
 DAEMONS = ["gateway", "auth-svc", "credit-svc", "storage-svc", "chain-svc", "postgres", "rabbitmq", "s3rver",
            "anvil"]

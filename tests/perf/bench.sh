@@ -22,7 +22,8 @@ if ! . services/env.sh 2>/dev/null ||
   # shellcheck source=/dev/null
   . services/env.sh
 fi
-export GATEWAY_URL="$STACK_GATEWAY_URL" GATEWAY_CA="$GW_TLS_CERT_FILE" STACK_STATE_DIR="$STATE_DIR"
+# the stack env exports STACK_STATE_DIR; STATE_DIR is only set when the caller chose one
+export GATEWAY_URL="$STACK_GATEWAY_URL" GATEWAY_CA="$GW_TLS_CERT_FILE" STACK_STATE_DIR="${STACK_STATE_DIR:-${STATE_DIR:-$REPO/.run}}"
 
 BUILD_DIR="${BUILD_DIR:-$REPO/build}"
 [[ -f "$BUILD_DIR/build.ninja" ]] || meson setup "$BUILD_DIR" >/dev/null
