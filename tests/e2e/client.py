@@ -108,6 +108,16 @@ def skip(name, why):
     print("skip - %s (%s)" % (name, why))
 
 
+def poll_until(fn, timeout):
+    """Calls fn() every 20 ms until it returns True; returns the elapsed seconds, or None."""
+    t0 = time.monotonic()
+    while time.monotonic() - t0 < timeout:
+        if fn():
+            return time.monotonic() - t0
+        time.sleep(0.02)
+    return None
+
+
 def check(name, cond, detail=""):
     global passed, failed
     if cond:

@@ -30,7 +30,7 @@ import urllib.request
 import uuid
 
 import client
-from client import call, check, is_problem, new_email, run, signup
+from client import call, check, is_problem, new_email, poll_until, run, signup
 
 REPO = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 BUILD_DIR = os.environ.get("BUILD_DIR", os.path.join(REPO, "build"))
@@ -122,16 +122,6 @@ def login(email, pw, base=None, headers=None):
 
 def keyhdr(key):
     return {"Authorization": "ApiKey " + key}
-
-
-def poll_until(fn, timeout):
-    """Calls fn() until it returns True; returns elapsed seconds or None."""
-    t0 = time.monotonic()
-    while time.monotonic() - t0 < timeout:
-        if fn():
-            return time.monotonic() - t0
-        time.sleep(0.02)
-    return None
 
 
 # ---------------------------------------------------------------------------------------------

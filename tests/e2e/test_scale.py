@@ -41,7 +41,7 @@ import uuid
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 import client  # noqa: E402
-from client import call, check, run  # noqa: E402
+from client import call, check, poll_until, run  # noqa: E402
 
 REPO = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 BUILD_DIR = os.environ.get("BUILD_DIR", os.path.join(REPO, "build"))
@@ -332,15 +332,6 @@ def check_user(admin, u, master):
 
 
 # --------------------------------------------------------------------------- revocations
-
-def poll_until(fn, timeout):
-    t0 = time.monotonic()
-    while time.monotonic() - t0 < timeout:
-        if fn():
-            return time.monotonic() - t0
-        time.sleep(0.02)
-    return None
-
 
 def revocations(admin):
     email, pw, r = client.signup()
