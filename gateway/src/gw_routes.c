@@ -22,52 +22,53 @@
 /* The public API of SPEC §3: one row per route. */
 static const gw_route ROUTES[] = {
     /* auth-svc */
-    {"POST", "/v1/auth/signup", GW_UP_AUTH, GW_ACCESS_PUBLIC, GW_KEYS_NONE, 0, GW_RL_SIGNUP},
-    {"POST", "/v1/auth/login", GW_UP_AUTH, GW_ACCESS_PUBLIC, GW_KEYS_NONE, 0, GW_RL_LOGIN},
-    {"POST", "/v1/auth/refresh", GW_UP_AUTH, GW_ACCESS_PUBLIC, GW_KEYS_NONE, 1, GW_RL_REFRESH},
-    {"POST", "/v1/auth/logout", GW_UP_AUTH, GW_ACCESS_USER, GW_KEYS_NONE, 1, GW_RL_NONE},
-    {"POST", "/v1/auth/password", GW_UP_AUTH, GW_ACCESS_USER, GW_KEYS_NONE, 0, GW_RL_PASSWORD},
+    {"POST", "/v1/auth/signup", GW_UP_AUTH, GW_ACCESS_PUBLIC, GW_KEYS_NONE, 0, GW_RL_SIGNUP, 0},
+    {"POST", "/v1/auth/login", GW_UP_AUTH, GW_ACCESS_PUBLIC, GW_KEYS_NONE, 0, GW_RL_LOGIN, 0},
+    {"POST", "/v1/auth/refresh", GW_UP_AUTH, GW_ACCESS_PUBLIC, GW_KEYS_NONE, 1, GW_RL_REFRESH, 0},
+    {"POST", "/v1/auth/logout", GW_UP_AUTH, GW_ACCESS_USER, GW_KEYS_NONE, 1, GW_RL_NONE, 1},
+    {"POST", "/v1/auth/password", GW_UP_AUTH, GW_ACCESS_USER, GW_KEYS_NONE, 0, GW_RL_PASSWORD, 0},
     {"GET", "/v1/auth/oauth/:provider/start", GW_UP_AUTH, GW_ACCESS_PUBLIC, GW_KEYS_NONE, 0,
-     GW_RL_NONE},
+     GW_RL_NONE, 0},
     {"GET", "/v1/auth/oauth/:provider/callback", GW_UP_AUTH, GW_ACCESS_PUBLIC, GW_KEYS_NONE, 1,
-     GW_RL_NONE},
-    {"GET", "/v1/me", GW_UP_AUTH, GW_ACCESS_USER, GW_KEYS_READ, 0, GW_RL_NONE},
-    {"GET", "/v1/admin/users", GW_UP_AUTH, GW_ACCESS_ADMIN, GW_KEYS_READ, 0, GW_RL_NONE},
-    {"GET", "/v1/admin/users/:id", GW_UP_AUTH, GW_ACCESS_ADMIN, GW_KEYS_READ, 0, GW_RL_NONE},
-    {"PATCH", "/v1/admin/users/:id", GW_UP_AUTH, GW_ACCESS_ADMIN, GW_KEYS_WRITE, 0, GW_RL_NONE},
+     GW_RL_NONE, 0},
+    {"GET", "/v1/me", GW_UP_AUTH, GW_ACCESS_USER, GW_KEYS_READ, 0, GW_RL_NONE, 0},
+    {"GET", "/v1/admin/users", GW_UP_AUTH, GW_ACCESS_ADMIN, GW_KEYS_READ, 0, GW_RL_NONE, 0},
+    {"GET", "/v1/admin/users/:id", GW_UP_AUTH, GW_ACCESS_ADMIN, GW_KEYS_READ, 0, GW_RL_NONE, 0},
+    {"PATCH", "/v1/admin/users/:id", GW_UP_AUTH, GW_ACCESS_ADMIN, GW_KEYS_WRITE, 0, GW_RL_NONE, 0},
     {"POST", "/v1/admin/users/:id/revoke-tokens", GW_UP_AUTH, GW_ACCESS_ADMIN, GW_KEYS_WRITE, 0,
-     GW_RL_NONE},
-    {"POST", "/v1/admin/api-keys", GW_UP_AUTH, GW_ACCESS_ADMIN, GW_KEYS_NONE, 0, GW_RL_NONE},
-    {"GET", "/v1/admin/api-keys", GW_UP_AUTH, GW_ACCESS_ADMIN, GW_KEYS_READ, 0, GW_RL_NONE},
-    {"DELETE", "/v1/admin/api-keys/:id", GW_UP_AUTH, GW_ACCESS_ADMIN, GW_KEYS_NONE, 0, GW_RL_NONE},
+     GW_RL_NONE, 0},
+    {"POST", "/v1/admin/api-keys", GW_UP_AUTH, GW_ACCESS_ADMIN, GW_KEYS_NONE, 0, GW_RL_NONE, 0},
+    {"GET", "/v1/admin/api-keys", GW_UP_AUTH, GW_ACCESS_ADMIN, GW_KEYS_READ, 0, GW_RL_NONE, 0},
+    {"DELETE", "/v1/admin/api-keys/:id", GW_UP_AUTH, GW_ACCESS_ADMIN, GW_KEYS_NONE, 0, GW_RL_NONE,
+     0},
     /* credit-svc */
-    {"GET", "/v1/credits", GW_UP_CREDIT, GW_ACCESS_USER, GW_KEYS_READ, 0, GW_RL_NONE},
-    {"GET", "/v1/credits/ledger", GW_UP_CREDIT, GW_ACCESS_USER, GW_KEYS_READ, 0, GW_RL_NONE},
+    {"GET", "/v1/credits", GW_UP_CREDIT, GW_ACCESS_USER, GW_KEYS_READ, 0, GW_RL_NONE, 0},
+    {"GET", "/v1/credits/ledger", GW_UP_CREDIT, GW_ACCESS_USER, GW_KEYS_READ, 0, GW_RL_NONE, 0},
     {"POST", "/v1/payments/checkout", GW_UP_CREDIT, GW_ACCESS_USER, GW_KEYS_NONE, 0,
-     GW_RL_CHECKOUT},
+     GW_RL_CHECKOUT, 0},
     {"POST", "/v1/payments/webhooks/stripe", GW_UP_CREDIT, GW_ACCESS_PUBLIC, GW_KEYS_NONE, 0,
-     GW_RL_WEBHOOK},
+     GW_RL_WEBHOOK, 0},
     {"POST", "/v1/payments/webhooks/razorpay", GW_UP_CREDIT, GW_ACCESS_PUBLIC, GW_KEYS_NONE, 0,
-     GW_RL_WEBHOOK},
+     GW_RL_WEBHOOK, 0},
     {"POST", "/v1/admin/users/:id/credits", GW_UP_CREDIT, GW_ACCESS_ADMIN, GW_KEYS_WRITE, 0,
-     GW_RL_NONE},
-    {"GET", "/v1/admin/audit", GW_UP_CREDIT, GW_ACCESS_ADMIN, GW_KEYS_READ, 0, GW_RL_NONE},
+     GW_RL_NONE, 0},
+    {"GET", "/v1/admin/audit", GW_UP_CREDIT, GW_ACCESS_ADMIN, GW_KEYS_READ, 0, GW_RL_NONE, 0},
     /* storage-svc */
-    {"POST", "/v1/files", GW_UP_STORAGE, GW_ACCESS_USER, GW_KEYS_WRITE, 0, GW_RL_NONE},
-    {"GET", "/v1/files", GW_UP_STORAGE, GW_ACCESS_USER, GW_KEYS_READ, 0, GW_RL_NONE},
-    {"GET", "/v1/files/:id", GW_UP_STORAGE, GW_ACCESS_USER, GW_KEYS_READ, 0, GW_RL_NONE},
-    {"GET", "/v1/files/:id/content", GW_UP_STORAGE, GW_ACCESS_USER, GW_KEYS_READ, 0, GW_RL_NONE},
-    {"DELETE", "/v1/files/:id", GW_UP_STORAGE, GW_ACCESS_USER, GW_KEYS_WRITE, 0, GW_RL_NONE},
-    {"POST", "/v1/reports", GW_UP_STORAGE, GW_ACCESS_USER, GW_KEYS_WRITE, 0, GW_RL_NONE},
-    {"GET", "/v1/reports", GW_UP_STORAGE, GW_ACCESS_USER, GW_KEYS_READ, 0, GW_RL_NONE},
-    {"GET", "/v1/reports/:id", GW_UP_STORAGE, GW_ACCESS_USER, GW_KEYS_READ, 0, GW_RL_NONE},
+    {"POST", "/v1/files", GW_UP_STORAGE, GW_ACCESS_USER, GW_KEYS_WRITE, 0, GW_RL_NONE, 0},
+    {"GET", "/v1/files", GW_UP_STORAGE, GW_ACCESS_USER, GW_KEYS_READ, 0, GW_RL_NONE, 0},
+    {"GET", "/v1/files/:id", GW_UP_STORAGE, GW_ACCESS_USER, GW_KEYS_READ, 0, GW_RL_NONE, 0},
+    {"GET", "/v1/files/:id/content", GW_UP_STORAGE, GW_ACCESS_USER, GW_KEYS_READ, 0, GW_RL_NONE, 0},
+    {"DELETE", "/v1/files/:id", GW_UP_STORAGE, GW_ACCESS_USER, GW_KEYS_WRITE, 0, GW_RL_NONE, 0},
+    {"POST", "/v1/reports", GW_UP_STORAGE, GW_ACCESS_USER, GW_KEYS_WRITE, 0, GW_RL_NONE, 0},
+    {"GET", "/v1/reports", GW_UP_STORAGE, GW_ACCESS_USER, GW_KEYS_READ, 0, GW_RL_NONE, 0},
+    {"GET", "/v1/reports/:id", GW_UP_STORAGE, GW_ACCESS_USER, GW_KEYS_READ, 0, GW_RL_NONE, 0},
     {"GET", "/v1/reports/:id/download", GW_UP_STORAGE, GW_ACCESS_USER, GW_KEYS_READ, 0,
-     GW_RL_NONE},
+     GW_RL_NONE, 0},
     {"GET", "/v1/service/metadata/:file_id", GW_UP_STORAGE, GW_ACCESS_USER, GW_KEYS_ONLY, 0,
-     GW_RL_NONE},
+     GW_RL_NONE, 0},
     /* chain-svc */
-    {"GET", "/v1/admin/chain", GW_UP_CHAIN, GW_ACCESS_ADMIN, GW_KEYS_READ, 0, GW_RL_NONE},
-    {"GET", "/v1/admin/reconcile", GW_UP_CHAIN, GW_ACCESS_ADMIN, GW_KEYS_READ, 0, GW_RL_NONE},
+    {"GET", "/v1/admin/chain", GW_UP_CHAIN, GW_ACCESS_ADMIN, GW_KEYS_READ, 0, GW_RL_NONE, 0},
+    {"GET", "/v1/admin/reconcile", GW_UP_CHAIN, GW_ACCESS_ADMIN, GW_KEYS_READ, 0, GW_RL_NONE, 0},
 };
 
 #define NROUTES (sizeof(ROUTES) / sizeof(ROUTES[0]))
@@ -341,8 +342,8 @@ static int cb_dispatch(const struct _u_request *req, struct _u_response *resp, v
     /* The instance that relayed a logout refuses the token before its
      * answer leaves, not only when auth.token.revoked comes back over the
      * broker (other instances still learn it from the event). */
-    if (resp->status >= 200 && resp->status < 300 && p.id.jti[0] != '\0' &&
-        ctx->authn.rv != NULL && strcmp(r->path, "/v1/auth/logout") == 0 &&
+    if (r->ends_session && resp->status >= 200 && resp->status < 300 && p.id.jti[0] != '\0' &&
+        ctx->authn.rv != NULL &&
         gw_revoke_add_jti(ctx->authn.rv, p.id.jti, p.id.user_id, p.id.exp,
                           lc_now_ms() / 1000) != LC_OK)
       lc_log_error("gw_dispatch - cannot record the logged-out token locally");

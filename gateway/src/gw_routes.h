@@ -46,6 +46,8 @@ typedef struct {
   gw_keys keys;
   int pass_cookie;    /* forward the Cookie header (refresh / OAuth state cookies) */
   gw_rl_class rl;
+  int ends_session;   /* a 2xx answer ends the caller's session: the gateway that relayed it
+                         revokes the session's token locally before answering (logout) */
 } gw_route;
 
 /* Limits per class: ip and account (account.n == 0: no per-account limit). */
