@@ -134,6 +134,20 @@ def case_kill_each(load, chk):
     chk.check_all(case, load)
 
 
+def case_signup_unopened(load, chk):
+    """A signup while credit-svc is down still succeeds (auth-svc only logs the failed account
+    opening); the account is opened lazily with its bonus on the first credit call."""
+    case = "signup while credit-svc is down"
+    killed = fl.kill9("credit-svc")
+    fault("kill -9 credit-svc")
+    u = load.signup()
+    check("[%s] credit-svc killed, the signup is still answered 201" % case, killed and u is not None)
+    rows = sql("SELECT count(*) FROM credit.accounts WHERE user_id = :'p1'::uuid", u.uid) if u else []
+    check("[%s] no account row yet" % case, rows == [["0"]], rows)
+    fl.services_up()
+    chk.check_all(case, load)
+
+
 def case_rabbit(load, chk):
     case = "RabbitMQ restart"
 
@@ -355,7 +369,9 @@ def main():
         cases = [("baseline", lambda: case_baseline(load, chk))]
         for daemon, name, what in FAILPOINTS:
             cases.append((name, lambda d=daemon, n=name, w=what: case_failpoint(load, chk, d, n, w)))
-        cases += [("kill", lambda: case_kill_each(load, chk)), ("rabbit", lambda: case_rabbit(load, chk)),
+        cases += [("kill", lambda: case_kill_each(load, chk)),
+                  ("unopened", lambda: case_signup_unopened(load, chk)),
+                  ("rabbit", lambda: case_rabbit(load, chk)),
                   ("postgres", lambda: case_postgres(load, chk)), ("node", lambda: case_node(load, chk)),
                   ("duplicates", lambda: case_duplicates(load, chk))]
         only = [x for x in os.environ.get("FAULTS_ONLY", "").split(",") if x]
