@@ -13,7 +13,7 @@
 #include "lc/svc.h"
 #include "lc/util.h"
 
-#define PREFETCH 32
+#define PREFETCH 64 /* also the largest batch of one transaction */
 
 /* "0x" followed by exactly n hex digits. */
 static int hex_n(const char *s, size_t n) {
@@ -37,80 +37,129 @@ static int opt_hex(const json_t *b, const char *name, size_t n, const char **out
   return LC_OK;
 }
 
-int credit_chainres_handle(void *ud, const char *routing_key, const char *msg_id,
-                           const char *body, size_t len) {
-  lc_db_pool *pool = ud;
-  char type[64], id[37], rid[64], err[LC_ERR_LEN] = "";
+/* A parsed chain result: x's strings point into b (json_decref(b) after). */
+typedef struct {
+  json_t *b;
+  char type[64], id[37], rid[64];
+  credit_chain_result x;
+} parsed_result;
+
+/* Parses and validates one message into *m; LC_ERR_PARAM (logged) when it is
+ * malformed. m->b is set only on success. */
+static int parse_result(const char *routing_key, const char *msg_id, const char *body,
+                        size_t len, parsed_result *m) {
+  char err[LC_ERR_LEN] = "";
   json_t *b = NULL;
-  int rc = lc_msg_parse(body, len, NULL, type, id, rid, &b, err);
-  if (rc != LC_OK) {
+  memset(m, 0, sizeof(*m));
+  if (lc_msg_parse(body, len, NULL, m->type, m->id, m->rid, &b, err) != LC_OK) {
     lc_log_warn("chainres - rejecting message %s: %s", msg_id ? msg_id : "-", err);
     return LC_ERR_PARAM;
   }
-  lc_log_set_rid(rid[0] ? rid : id);
   const char *status = NULL, *debit_id = NULL, *tx_hash = NULL, *to = NULL;
   int64_t block = -1;
   const json_t *jst = json_object_get(b, "status"), *jd = json_object_get(b, "debit_id");
   const json_t *jb = json_object_get(b, "block_number");
   static const char prefix[] = "chain.transfer.";
-  rc = LC_ERR_PARAM;
+  const char *type = m->type;
   if (strncmp(type, prefix, sizeof(prefix) - 1) != 0 || !json_is_string(jst) ||
       strcmp(type + sizeof(prefix) - 1, json_string_value(jst)) != 0) {
     lc_err_set(err, LC_ERR_PARAM, "type/status mismatch (%s)", type);
-    goto out;
+    goto bad;
   }
   status = json_string_value(jst);
   if (strcmp(status, "submitted") != 0 && strcmp(status, "confirmed") != 0 &&
       strcmp(status, "failed") != 0) {
     lc_err_set(err, LC_ERR_PARAM, "unknown status");
-    goto out;
+    goto bad;
   }
   if (routing_key && strcmp(routing_key, type) != 0) {
     lc_err_set(err, LC_ERR_PARAM, "routing key %s does not match type", routing_key);
-    goto out;
+    goto bad;
   }
   debit_id = json_is_string(jd) ? json_string_value(jd) : NULL;
   if (debit_id == NULL || !lc_uuid_valid(debit_id) || opt_hex(b, "tx_hash", 64, &tx_hash) ||
       opt_hex(b, "to_address", 40, &to)) {
     lc_err_set(err, LC_ERR_PARAM, "bad debit_id, tx_hash or to_address");
-    goto out;
+    goto bad;
   }
   if (tx_hash == NULL && strcmp(status, "failed") != 0) {
     lc_err_set(err, LC_ERR_PARAM, "%s without tx_hash", status);
-    goto out;
+    goto bad;
   }
   if (jb != NULL && !json_is_null(jb)) {
     if (!json_is_integer(jb) || json_integer_value(jb) < 0) {
       lc_err_set(err, LC_ERR_PARAM, "bad block_number");
-      goto out;
+      goto bad;
     }
     block = (int64_t)json_integer_value(jb);
   }
-  int applied = 0;
-  rc = credit_ledger_chain_update(pool, debit_id, status, tx_hash, block, to, &applied, err);
-  if (rc == LC_ERR_NOTFOUND) {
-    lc_err_set(err, LC_ERR_PARAM, "%s for unknown debit %s", type, debit_id);
-    rc = LC_ERR_PARAM;
-    goto out;
-  }
-  if (rc != LC_OK) {
-    lc_log_warn("chainres - cannot apply %s for %s: %s (requeued)", type, debit_id, err);
-    rc = LC_ERR_UNAVAIL;
-    goto out;
-  }
-  if (applied)
-    lc_log_info("Event - debit %s chain_status=%s tx=%s", debit_id, status,
-                tx_hash ? tx_hash : "-");
-  else
-    lc_log_debug("chainres - stale %s for %s ignored", status, debit_id);
-  LC_FAILPOINT("credit.chainres.before_ack");
-  lc_metric_add("credit_chain_results_total", 1);
-out:
-  if (rc == LC_ERR_PARAM && err[0])
-    lc_log_warn("chainres - rejecting message %s: %s", id, err);
+  m->b = b;
+  m->x = (credit_chain_result){debit_id, status, tx_hash, to, block, LC_ERR, 0};
+  return LC_OK;
+bad:
+  lc_log_warn("chainres - rejecting message %s: %s", m->id, err);
   json_decref(b);
+  return LC_ERR_PARAM;
+}
+
+/* The message's result once its item was applied (x.rc set). */
+static int settle_result(parsed_result *m) {
+  lc_log_set_rid(m->rid[0] ? m->rid : m->id);
+  int rc = m->x.rc;
+  if (rc == LC_ERR_NOTFOUND) {
+    lc_log_warn("chainres - rejecting message %s: %s for unknown debit %s", m->id, m->type,
+                m->x.debit_id);
+    rc = LC_ERR_PARAM;
+  } else if (rc != LC_OK) {
+    lc_log_warn("chainres - cannot apply %s for %s: %s (requeued)", m->type, m->x.debit_id,
+                lc_err_name(rc));
+    rc = LC_ERR_UNAVAIL;
+  } else {
+    if (m->x.applied)
+      lc_log_info("Event - debit %s chain_status=%s tx=%s", m->x.debit_id, m->x.chain_status,
+                  m->x.tx_hash ? m->x.tx_hash : "-");
+    else
+      lc_log_debug("chainres - stale %s for %s ignored", m->x.chain_status, m->x.debit_id);
+    LC_FAILPOINT("credit.chainres.before_ack");
+    lc_metric_add("credit_chain_results_total", 1);
+  }
   lc_log_set_rid(NULL);
   return rc;
+}
+
+void credit_chainres_batch(void *ud, lc_amqp_delivery *d, size_t n) {
+  lc_db_pool *pool = ud;
+  parsed_result *m = lc_xmalloc(sizeof(*m) * (n ? n : 1));
+  credit_chain_result *items = lc_xmalloc(sizeof(*items) * (n ? n : 1));
+  size_t k = 0;
+  char err[LC_ERR_LEN] = "";
+  for (size_t i = 0; i < n; i++) {
+    d[i].rc = parse_result(d[i].routing_key, d[i].msg_id, d[i].body, d[i].len, &m[i]);
+    if (d[i].rc == LC_OK)
+      items[k++] = m[i].x;
+  }
+  int brc = credit_ledger_chain_update_batch(pool, items, k, err);
+  if (brc != LC_OK) /* each message's outcome is logged once, below */
+    lc_log_debug("chainres - batch of %zu: %s", k, err);
+  k = 0;
+  for (size_t i = 0; i < n; i++) {
+    if (d[i].rc != LC_OK)
+      continue;
+    m[i].x.rc = items[k].rc;
+    m[i].x.applied = items[k].applied;
+    k++;
+    d[i].rc = settle_result(&m[i]);
+    json_decref(m[i].b);
+  }
+  free(items);
+  free(m);
+}
+
+int credit_chainres_handle(void *ud, const char *routing_key, const char *msg_id,
+                           const char *body, size_t len) {
+  lc_amqp_delivery d = {routing_key, msg_id, body, len, LC_ERR};
+  credit_chainres_batch(ud, &d, 1);
+  return d.rc;
 }
 
 void *credit_chainres_thread(void *arg) {
@@ -131,7 +180,7 @@ void *credit_chainres_thread(void *arg) {
     backoff_ms = backoff_ms * 2 > 5000 ? 5000 : backoff_ms * 2;
   }
   if (!atomic_load(cfg->stop))
-    lc_amqp_consume(cfg->amqp_url, CREDIT_CHAIN_RESULTS_QUEUE, PREFETCH, credit_chainres_handle,
-                    cfg->pool, cfg->stop);
+    lc_amqp_consume_batch(cfg->amqp_url, CREDIT_CHAIN_RESULTS_QUEUE, PREFETCH, PREFETCH,
+                          credit_chainres_batch, cfg->pool, cfg->stop);
   return NULL;
 }

@@ -15,11 +15,17 @@
 #include <stdatomic.h>
 #include <stddef.h>
 
+#include "lc/amqp.h"
 #include "lc/db.h"
 
 #define CREDIT_CHAIN_RESULTS_QUEUE "credit-svc.chain-results"
 
-/* lc_amqp_handler; ud = lc_db_pool*. */
+/* lc_amqp_batch_handler; ud = lc_db_pool*. The valid results of a batch are
+ * applied in one transaction (credit_ledger_chain_update_batch); each
+ * delivery's rc follows the contract above. */
+void credit_chainres_batch(void *ud, lc_amqp_delivery *d, size_t n);
+
+/* lc_amqp_handler (a batch of one); ud = lc_db_pool*. */
 int credit_chainres_handle(void *ud, const char *routing_key, const char *msg_id,
                            const char *body, size_t len);
 

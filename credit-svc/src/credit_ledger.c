@@ -1036,13 +1036,10 @@ int credit_ledger_audit(lc_db_pool *pool, const credit_audit_query *q, json_t **
 
 /* ---- chain results ---- */
 
-typedef struct {
-  const char *const *p;
-  int applied;
-} chain_args;
-
-static int chain_unit(PGconn *c, void *arg, char err[LC_ERR_LEN]) {
-  chain_args *a = arg;
+/* One result inside the caller's transaction (or autocommit): the audit row
+ * moves forward only (pending < submitted < failed < confirmed); *applied = 1
+ * when it changed; LC_ERR_NOTFOUND when no audit row has the debit. */
+static int chain_apply(PGconn *c, const char *const p[5], int *applied, char err[LC_ERR_LEN]) {
   PGresult *r = NULL;
   int rc = lc_db_exec(
       c,
@@ -1053,14 +1050,14 @@ static int chain_unit(PGconn *c, void *arg, char err[LC_ERR_LEN]) {
       " array_position(ARRAY['pending','submitted','failed','confirmed'], coalesce(chain_status,"
       " 'pending')) <= array_position(ARRAY['pending','submitted','failed','confirmed'], $2)"
       " RETURNING id",
-      5, a->p, &r, err);
+      5, p, &r, err);
   if (rc != LC_OK)
     return rc;
-  a->applied = PQntuples(r) > 0;
+  *applied = PQntuples(r) > 0;
   PQclear(r);
-  if (a->applied)
+  if (*applied)
     return LC_OK;
-  rc = lc_db_exec(c, "SELECT 1 FROM audit WHERE debit_id = $1::uuid", 1, a->p, &r, err);
+  rc = lc_db_exec(c, "SELECT 1 FROM audit WHERE debit_id = $1::uuid", 1, p, &r, err);
   if (rc != LC_OK)
     return rc;
   int found = PQntuples(r) > 0;
@@ -1068,23 +1065,98 @@ static int chain_unit(PGconn *c, void *arg, char err[LC_ERR_LEN]) {
   return found ? LC_OK : lc_err_set(err, LC_ERR_NOTFOUND, "unknown debit_id");
 }
 
+static int chain_status_valid(const char *s) {
+  static const char *const statuses[] = {"pending", "submitted", "failed", "confirmed"};
+  for (size_t i = 0; s != NULL && i < 4; i++)
+    if (strcmp(s, statuses[i]) == 0)
+      return 1;
+  return 0;
+}
+
+/* Parameters of one result; bn (24 bytes) holds the block number's text. */
+static void chain_params(const credit_chain_result *x, char bn[24], const char *p[5]) {
+  fmt_i64(bn, x->block_number);
+  p[0] = x->debit_id;
+  p[1] = x->chain_status;
+  p[2] = x->tx_hash;
+  p[3] = x->block_number >= 0 ? bn : NULL;
+  p[4] = x->to_address;
+}
+
+typedef struct {
+  credit_chain_result *items;
+  size_t n;
+} chain_batch_args;
+
+/* Every result of the batch in one transaction, in order. */
+static int chain_batch_unit(PGconn *c, void *arg, char err[LC_ERR_LEN]) {
+  chain_batch_args *a = arg;
+  int rc = lc_db_begin(c, err);
+  if (rc != LC_OK)
+    return rc;
+  for (size_t i = 0; i < a->n; i++) {
+    credit_chain_result *x = &a->items[i];
+    char bn[24];
+    const char *p[5];
+    chain_params(x, bn, p);
+    x->applied = 0;
+    x->rc = chain_apply(c, p, &x->applied, err);
+    if (x->rc == LC_ERR_NOTFOUND)
+      continue; /* a statement that found nothing: the transaction is intact */
+    if (x->rc != LC_OK)
+      return tx_rollback(c, x->rc);
+  }
+  return lc_db_commit(c, err);
+}
+
+static int chain_one_unit(PGconn *c, void *arg, char err[LC_ERR_LEN]) {
+  credit_chain_result *x = arg;
+  char bn[24];
+  const char *p[5];
+  chain_params(x, bn, p);
+  x->applied = 0;
+  return chain_apply(c, p, &x->applied, err);
+}
+
 int credit_ledger_chain_update(lc_db_pool *pool, const char *debit_id, const char *chain_status,
                                const char *tx_hash, int64_t block_number,
                                const char *to_address, int *applied, char err[LC_ERR_LEN]) {
-  static const char *const statuses[] = {"pending", "submitted", "failed", "confirmed"};
-  int ok = 0;
-  for (size_t i = 0; i < 4; i++)
-    ok |= (chain_status && strcmp(chain_status, statuses[i]) == 0);
-  if (!lc_uuid_valid(debit_id) || !ok)
+  credit_chain_result x = {debit_id, chain_status, tx_hash, to_address, block_number, LC_ERR, 0};
+  if (!lc_uuid_valid(debit_id) || !chain_status_valid(chain_status))
     return lc_err_set(err, LC_ERR_PARAM, "bad debit_id or status");
-  char bn[24];
-  fmt_i64(bn, block_number);
-  const char *p[5] = {debit_id, chain_status, tx_hash, block_number >= 0 ? bn : NULL, to_address};
-  chain_args a = {p, 0};
-  int rc = with_conn(pool, chain_unit, &a, err);
+  int rc = with_conn(pool, chain_one_unit, &x, err);
   if (applied)
-    *applied = a.applied;
+    *applied = x.applied;
   return rc;
+}
+
+int credit_ledger_chain_update_batch(lc_db_pool *pool, credit_chain_result *items, size_t n,
+                                     char err[LC_ERR_LEN]) {
+  size_t bad = 0;
+  for (size_t i = 0; i < n; i++) {
+    items[i].applied = 0;
+    items[i].rc = LC_ERR;
+    if (!lc_uuid_valid(items[i].debit_id) || !chain_status_valid(items[i].chain_status)) {
+      items[i].rc = LC_ERR_PARAM;
+      bad++;
+    }
+  }
+  if (bad > 0)
+    return lc_err_set(err, LC_ERR_PARAM, "bad debit_id or status in the batch");
+  if (n == 0)
+    return LC_OK;
+  chain_batch_args a = {items, n};
+  int rc = n > 1 ? with_conn(pool, chain_batch_unit, &a, err) : LC_ERR;
+  if (rc == LC_OK || rc == LC_ERR_UNAVAIL || rc == LC_ERR_TIMEOUT)
+    return rc;
+  /* a statement failed: each result on its own, so one cannot hold back the others */
+  int last = LC_OK;
+  for (size_t i = 0; i < n; i++) {
+    items[i].rc = with_conn(pool, chain_one_unit, &items[i], err);
+    if (items[i].rc != LC_OK && items[i].rc != LC_ERR_NOTFOUND)
+      last = items[i].rc;
+  }
+  return last;
 }
 
 /* ---- grants (inside the caller's transaction) ---- */

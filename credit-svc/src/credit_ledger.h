@@ -162,6 +162,25 @@ int credit_ledger_chain_update(lc_db_pool *pool, const char *debit_id, const cha
                                const char *tx_hash, int64_t block_number,
                                const char *to_address, int *applied, char err[LC_ERR_LEN]);
 
+/* One chain result for credit_ledger_chain_update_batch; rc and applied are
+ * set per item as credit_ledger_chain_update returns and reports them. */
+typedef struct {
+  const char *debit_id, *chain_status, *tx_hash, *to_address;
+  int64_t block_number;
+  int rc;
+  int applied;
+} credit_chain_result;
+
+/* Applies items[0..n) in order in one transaction (one WAL flush for the
+ * batch). When a statement of it fails, the transaction is rolled back and
+ * each item is applied on its own. Returns LC_OK when every item has a
+ * final rc (LC_OK or LC_ERR_NOTFOUND each); LC_ERR_PARAM (nothing applied)
+ * when an item has a bad debit_id or status; LC_ERR_UNAVAIL / LC_ERR_TIMEOUT
+ * when the database cannot be reached (nothing applied); otherwise the
+ * error of the last item that failed. */
+int credit_ledger_chain_update_batch(lc_db_pool *pool, credit_chain_result *items, size_t n,
+                                     char err[LC_ERR_LEN]);
+
 #define CREDIT_BALANCES_MAX 100
 
 /* Balances of up to CREDIT_BALANCES_MAX users (accounts opened lazily, in

@@ -628,6 +628,81 @@ START_TEST(test_chain_failed_then_confirmed) {
 }
 END_TEST
 
+/* A delivered batch: one transaction, in order; per message the same
+ * outcome as one by one (submitted then confirmed of one debit in the same
+ * batch ends confirmed; unknown debit and malformed -> dead-letter). */
+static char *result_env(const char *type, const char *debit_id, const char *tx, json_t *block) {
+  const char *status = strrchr(type, '.') + 1;
+  json_t *b = json_pack("{s:s, s:s?, s:i, s:s, s:o, s:s}", "debit_id", debit_id, "tx_hash", tx,
+                        "nonce", 7, "to_address", "0x70997970C51812dc3A010C7d01b50e0d17dc79C8",
+                        "block_number", block, "status", status);
+  char *env = lc_msg_build(type, NULL, "rid-chain", b, NULL);
+  json_decref(b);
+  return env;
+}
+
+START_TEST(test_chain_results_batch) {
+  char uid[37], err[LC_ERR_LEN], unknown[37];
+  credit_debit d[2];
+  new_user(uid);
+  for (int i = 0; i < 2; i++) {
+    credit_reservation r;
+    ck_assert_int_eq(credit_ledger_reserve(g_pool, uid, "report.download", NULL, "rid", 60, &r,
+                                           NULL, err),
+                     LC_OK);
+    ck_assert_int_eq(credit_ledger_commit(g_pool, r.id, uid, uid, &d[i], err), LC_OK);
+  }
+  lc_uuid_v4(unknown);
+  const char *tx1 = "0x1111111111111111111111111111111111111111111111111111111111111111";
+  const char *tx2 = "0x2222222222222222222222222222222222222222222222222222222222222222";
+  const char *types[6] = {"chain.transfer.submitted", "chain.transfer.confirmed",
+                          "chain.transfer.confirmed", "chain.transfer.confirmed",
+                          "chain.transfer.submitted", "chain.transfer.submitted"};
+  char *env[6] = {result_env(types[0], d[0].debit_id, tx1, json_null()),
+                  result_env(types[1], d[0].debit_id, tx1, json_integer(5)),
+                  result_env(types[2], unknown, tx2, json_integer(6)),
+                  lc_xstrdup("{\"not\":\"an envelope\"}"),
+                  result_env(types[4], d[1].debit_id, tx2, json_null()),
+                  /* late duplicate of #0 after its confirmed: acked, changes nothing */
+                  result_env(types[5], d[0].debit_id, tx1, json_null())};
+  lc_amqp_delivery dl[6];
+  for (int i = 0; i < 6; i++)
+    dl[i] = (lc_amqp_delivery){types[i], "m", env[i], strlen(env[i]), -99};
+  credit_chainres_batch(g_pool, dl, 6);
+  const int want[6] = {LC_OK, LC_OK, LC_ERR_PARAM, LC_ERR_PARAM, LC_OK, LC_OK};
+  for (int i = 0; i < 6; i++) {
+    ck_assert_msg(dl[i].rc == want[i], "delivery %d: rc %d, want %d", i, dl[i].rc, want[i]);
+    free(env[i]);
+  }
+  char *s = q_str("SELECT chain_status || ' ' || tx_hash || ' ' || block_number FROM audit"
+                  " WHERE debit_id = $1::uuid",
+                  d[0].debit_id);
+  ck_assert_str_eq(s, "confirmed 0x1111111111111111111111111111111111111111111111111111111111111111 5");
+  free(s);
+  s = q_str("SELECT chain_status || ' ' || tx_hash FROM audit WHERE debit_id = $1::uuid",
+            d[1].debit_id);
+  ck_assert_str_eq(s, "submitted 0x2222222222222222222222222222222222222222222222222222222222222222");
+  free(s);
+  /* the database gone: every valid result of the batch is requeued, nothing dead-lettered */
+  lc_db_pool *dead = NULL;
+  ck_assert_int_eq(lc_db_pool_new("postgresql://nobody@127.0.0.1:1/x?connect_timeout=1", 1, 200,
+                                  &dead, err),
+                   LC_OK);
+  char *e2 = result_env("chain.transfer.confirmed", d[1].debit_id, tx2, json_integer(8));
+  lc_amqp_delivery dd[2] = {{"chain.transfer.confirmed", "m", e2, strlen(e2), -99},
+                            {"chain.transfer.confirmed", "m", e2, strlen(e2), -99}};
+  credit_chainres_batch(dead, dd, 2);
+  ck_assert_int_ne(dd[0].rc, LC_OK);
+  ck_assert_int_ne(dd[0].rc, LC_ERR_PARAM);
+  ck_assert_int_eq(dd[1].rc, dd[0].rc);
+  free(e2);
+  lc_db_pool_free(dead);
+  s = q_str("SELECT chain_status FROM audit WHERE debit_id = $1::uuid", d[1].debit_id);
+  ck_assert_str_eq(s, "submitted");
+  free(s);
+}
+END_TEST
+
 /* ---- outbox relay against the real broker ---- */
 
 typedef struct {
@@ -1033,6 +1108,7 @@ int main(void) {
   tcase_add_test(tc, test_audit_query);
   tcase_add_test(tc, test_chain_status_order);
   tcase_add_test(tc, test_chain_failed_then_confirmed);
+  tcase_add_test(tc, test_chain_results_batch);
   suite_add_tcase(s, tc);
   tc = tcase_create("outbox");
   tcase_add_checked_fixture(tc, setup, teardown);

@@ -34,6 +34,7 @@
 #define AMQP_BACKOFF_MIN_MS 200
 #define AMQP_BACKOFF_MAX_MS 5000
 #define AMQP_MAX_BODY (1024u * 1024u)
+#define AMQP_CONSUME_MAX LC_AMQP_CONSUME_BATCH_MAX
 
 struct lc_amqp_pub {
   amqp_connection_state_t conn;
@@ -551,45 +552,105 @@ out:
 
 /* ----------------------------------------------------------- consumer -- */
 
-/* Handles one delivery. Returns LC_OK when the ack/reject/nack was sent,
- * LC_ERR_IO when the connection failed. */
-static int consume_one(amqp_connection_state_t c, amqp_envelope_t *env, lc_amqp_handler fn,
-                       void *ud) {
+/* What a session calls with its deliveries: one handler per message, or a
+ * batch handler with up to max deliveries at once (lc_amqp_consume_batch). */
+typedef struct {
+  lc_amqp_handler one;
+  lc_amqp_batch_handler many;
+  void *ud;
+  int max;
+} consume_fn;
+
+/* One received delivery: the envelope, its bounded strings and the body as
+ * a NUL-terminated copy (NULL when too large: dead-lettered unseen). */
+typedef struct {
+  amqp_envelope_t env;
   char rk[256];
-  char mid[128] = "";
-  char *body = NULL;
-  size_t len = env->message.body.len;
-  int hrc, st;
+  char mid[128];
+  char *body;
+} consume_slot;
 
-  bytes_to_str(env->routing_key, rk, sizeof(rk));
-  if ((env->message.properties._flags & AMQP_BASIC_MESSAGE_ID_FLAG) != 0)
-    bytes_to_str(env->message.properties.message_id, mid, sizeof(mid));
-
+static void slot_fill(consume_slot *s, lc_amqp_delivery *d) {
+  size_t len = s->env.message.body.len;
+  bytes_to_str(s->env.routing_key, s->rk, sizeof(s->rk));
+  s->mid[0] = '\0';
+  if ((s->env.message.properties._flags & AMQP_BASIC_MESSAGE_ID_FLAG) != 0)
+    bytes_to_str(s->env.message.properties.message_id, s->mid, sizeof(s->mid));
+  s->body = NULL;
+  d->routing_key = s->rk;
+  d->msg_id = s->mid;
+  d->body = NULL;
+  d->len = len;
+  d->rc = LC_ERR;
   if (len > AMQP_MAX_BODY) {
-    lc_log_warn("lc_amqp_consume - message %s too large (%zu bytes), dead-lettered", mid, len);
-    hrc = LC_ERR_PARAM;
-  } else {
-    /* NUL-terminated copy so handlers may treat the body as text. */
-    body = lc_xmalloc(len + 1);
-    if (len > 0)
-      memcpy(body, env->message.body.bytes, len);
-    body[len] = '\0';
-    hrc = fn(ud, rk, mid, body, len);
-    free(body);
+    lc_log_warn("lc_amqp_consume - message %s too large (%zu bytes), dead-lettered", s->mid, len);
+    d->rc = LC_ERR_PARAM;
+    return;
   }
+  /* NUL-terminated copy so handlers may treat the body as text. */
+  s->body = lc_xmalloc(len + 1);
+  if (len > 0)
+    memcpy(s->body, s->env.message.body.bytes, len);
+  s->body[len] = '\0';
+  d->body = s->body;
+}
 
+/* Acks, rejects or requeues one delivery by its handler result. Returns
+ * LC_OK when sent, LC_ERR_IO when the connection failed. */
+static int slot_settle(amqp_connection_state_t c, const consume_slot *s, int hrc) {
+  int st;
   if (hrc == LC_OK) {
-    st = amqp_basic_ack(c, AMQP_CHAN, env->delivery_tag, 0);
+    st = amqp_basic_ack(c, AMQP_CHAN, s->env.delivery_tag, 0);
   } else if (hrc == LC_ERR_PARAM) {
-    lc_log_warn("lc_amqp_consume - message %s (%s) rejected to the dead-letter queue", mid, rk);
-    st = amqp_basic_reject(c, AMQP_CHAN, env->delivery_tag, 0);
+    lc_log_warn("lc_amqp_consume - message %s (%s) rejected to the dead-letter queue", s->mid,
+                s->rk);
+    st = amqp_basic_reject(c, AMQP_CHAN, s->env.delivery_tag, 0);
   } else {
-    lc_log_debug("lc_amqp_consume - message %s (%s) failed (%s), requeued", mid, rk,
+    lc_log_debug("lc_amqp_consume - message %s (%s) failed (%s), requeued", s->mid, s->rk,
                  lc_err_name(hrc));
-    sleep_ms(AMQP_RETRY_DELAY_MS);
-    st = amqp_basic_nack(c, AMQP_CHAN, env->delivery_tag, 0, 1);
+    st = amqp_basic_nack(c, AMQP_CHAN, s->env.delivery_tag, 0, 1);
   }
   return st == AMQP_STATUS_OK ? LC_OK : LC_ERR_IO;
+}
+
+/* Hands slots[0..n) to the handler(s), then settles each (one short delay
+ * before the requeues, if any). Frees the slots. Returns LC_OK when every
+ * settlement was sent, LC_ERR_IO when the connection failed. */
+static int consume_slots(amqp_connection_state_t c, const consume_fn *h, consume_slot *slots,
+                         lc_amqp_delivery *d, int n) {
+  int rc = LC_OK, requeue = 0, i;
+  for (i = 0; i < n; i++)
+    slot_fill(&slots[i], &d[i]);
+  if (h->many != NULL) {
+    /* the handler sees only the deliveries with a body (in order) */
+    lc_amqp_delivery *live[AMQP_CONSUME_MAX];
+    lc_amqp_delivery packed[AMQP_CONSUME_MAX];
+    int m = 0;
+    for (i = 0; i < n; i++)
+      if (d[i].body != NULL) {
+        live[m] = &d[i];
+        packed[m++] = d[i];
+      }
+    if (m > 0)
+      h->many(h->ud, packed, (size_t)m);
+    for (i = 0; i < m; i++)
+      live[i]->rc = packed[i].rc;
+  } else {
+    for (i = 0; i < n; i++)
+      if (d[i].body != NULL)
+        d[i].rc = h->one(h->ud, d[i].routing_key, d[i].msg_id, d[i].body, d[i].len);
+  }
+  for (i = 0; i < n; i++)
+    requeue |= d[i].rc != LC_OK && d[i].rc != LC_ERR_PARAM;
+  if (requeue)
+    sleep_ms(AMQP_RETRY_DELAY_MS);
+  for (i = 0; i < n; i++) {
+    if (rc == LC_OK)
+      rc = slot_settle(c, &slots[i], d[i].rc);
+    free(slots[i].body);
+    amqp_destroy_envelope(&slots[i].env);
+  }
+  return rc;
 }
 
 /* After AMQP_STATUS_UNEXPECTED_STATE: reads the pending frame. Returns
@@ -686,11 +747,13 @@ static int bind_private_queue(amqp_connection_state_t c, const consume_bind *b, 
 /* Runs one connection's consume loop until *stop or a connection error
  * (b != NULL: on a private queue bound first, see lc_amqp_consume_bound).
  * Returns LC_OK on stop, an error otherwise (already logged). */
-static int consume_session(const char *url, const char *queue, int prefetch, lc_amqp_handler fn,
-                           void *ud, atomic_bool *stop, int *started, const consume_bind *b) {
+static int consume_session(const char *url, const char *queue, int prefetch, const consume_fn *h,
+                           atomic_bool *stop, int *started, const consume_bind *b) {
   amqp_connection_state_t c = NULL;
   char err[LC_ERR_LEN];
   char qname[256];
+  consume_slot *slots = NULL;
+  lc_amqp_delivery *dl = NULL;
   int healthy = 1;
   int rc;
 
@@ -723,25 +786,38 @@ static int consume_session(const char *url, const char *queue, int prefetch, lc_
   }
   *started = 1;
   if (b != NULL && b->on_bound != NULL)
-    b->on_bound(ud);
-  lc_log_info("lc_amqp_consume - consuming %s (prefetch %d)", queue, prefetch);
+    b->on_bound(h->ud);
+  lc_log_info("lc_amqp_consume - consuming %s (prefetch %d, batch %d)", queue, prefetch, h->max);
+  slots = lc_xmalloc(sizeof(*slots) * (size_t)h->max);
+  dl = lc_xmalloc(sizeof(*dl) * (size_t)h->max);
 
   while (!atomic_load(stop)) {
-    amqp_envelope_t env;
     struct timeval tv = ms_tv(AMQP_CONSUME_POLL_MS);
     amqp_rpc_reply_t r;
+    int n = 0;
 
     amqp_maybe_release_buffers(c);
-    r = amqp_consume_message(c, &env, &tv, 0);
+    r = amqp_consume_message(c, &slots[0].env, &tv, 0);
     if (r.reply_type == AMQP_RESPONSE_NORMAL) {
-      rc = consume_one(c, &env, fn, ud);
-      amqp_destroy_envelope(&env);
+      /* a batch: whatever else has already arrived, never waiting for more
+       * (envelopes own their memory, so several can be held at once) */
+      static const struct timeval now = {0, 0};
+      n = 1;
+      while (n < h->max) {
+        struct timeval t0 = now;
+        r = amqp_consume_message(c, &slots[n].env, &t0, 0);
+        if (r.reply_type != AMQP_RESPONSE_NORMAL)
+          break;
+        n++;
+      }
+      rc = consume_slots(c, h, slots, dl, n);
       if (rc != LC_OK) {
         lc_log_warn("lc_amqp_consume - %s: ack failed, reconnecting", queue);
         healthy = 0;
         goto out;
       }
-      continue;
+      if (r.reply_type == AMQP_RESPONSE_NORMAL)
+        continue;
     }
     if (r.reply_type == AMQP_RESPONSE_LIBRARY_EXCEPTION && r.library_error == AMQP_STATUS_TIMEOUT)
       continue;
@@ -760,14 +836,16 @@ static int consume_session(const char *url, const char *queue, int prefetch, lc_
   }
   rc = LC_OK;
 out:
+  free(slots);
+  free(dl);
   conn_close(c, healthy);
   return rc;
 }
 
 /* Blocks the calling thread; see lc/amqp.h. Unacked deliveries are
  * requeued by the broker when the connection closes. */
-static int consume_loop(const char *url, const char *queue, int prefetch, lc_amqp_handler fn,
-                        void *ud, atomic_bool *stop, const consume_bind *b) {
+static int consume_loop(const char *url, const char *queue, int prefetch, const consume_fn *h,
+                        atomic_bool *stop, const consume_bind *b) {
   int backoff = AMQP_BACKOFF_MIN_MS;
 
   if (prefetch < 1)
@@ -777,7 +855,7 @@ static int consume_loop(const char *url, const char *queue, int prefetch, lc_amq
 
   while (!atomic_load(stop)) {
     int started = 0;
-    int rc = consume_session(url, queue, prefetch, fn, ud, stop, &started, b);
+    int rc = consume_session(url, queue, prefetch, h, stop, &started, b);
     if (rc == LC_OK || atomic_load(stop))
       break;
     if (started)
@@ -792,7 +870,17 @@ int lc_amqp_consume(const char *url, const char *queue, int prefetch, lc_amqp_ha
                     void *ud, atomic_bool *stop) {
   if (url == NULL || queue == NULL || fn == NULL || stop == NULL)
     return LC_ERR_PARAM;
-  return consume_loop(url, queue, prefetch, fn, ud, stop, NULL);
+  consume_fn h = {fn, NULL, ud, 1};
+  return consume_loop(url, queue, prefetch, &h, stop, NULL);
+}
+
+int lc_amqp_consume_batch(const char *url, const char *queue, int prefetch, int max_batch,
+                          lc_amqp_batch_handler fn, void *ud, atomic_bool *stop) {
+  if (url == NULL || queue == NULL || fn == NULL || stop == NULL || max_batch < 1 ||
+      max_batch > AMQP_CONSUME_MAX)
+    return LC_ERR_PARAM;
+  consume_fn h = {NULL, fn, ud, max_batch};
+  return consume_loop(url, queue, prefetch, &h, stop, NULL);
 }
 
 int lc_amqp_consume_bound(const char *url, const char *exchange, const char *const *keys,
@@ -807,7 +895,8 @@ int lc_amqp_consume_bound(const char *url, const char *exchange, const char *con
   consume_bind b = {exchange, keys, nkeys, on_bound};
   char label[160];
   snprintf(label, sizeof(label), "%s (private queue)", exchange);
-  return consume_loop(url, label, prefetch, fn, ud, stop, &b);
+  consume_fn h = {fn, NULL, ud, 1};
+  return consume_loop(url, label, prefetch, &h, stop, &b);
 }
 
 int lc_amqp_ping(const char *url) {

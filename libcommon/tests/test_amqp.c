@@ -312,6 +312,113 @@ START_TEST(test_retry_redelivers) {
 }
 END_TEST
 
+/* Batch consumer: 40 messages published before it starts arrive in batches
+ * of at most 16, in order, each exactly once acked; #7 is poison (DLQ), #9
+ * fails once and comes back. */
+struct batch_ctx {
+  atomic_bool stop;
+  int batches, biggest, acked, calls9, seen[40], last, order_ok, over_max;
+  char prefix[64];
+};
+
+static void batch_handler(void *ud, lc_amqp_delivery *d, size_t n) {
+  struct batch_ctx *x = ud;
+  x->batches++;
+  if ((int)n > x->biggest)
+    x->biggest = (int)n;
+  if (n > 16)
+    x->over_max = 1;
+  for (size_t i = 0; i < n; i++) {
+    int k = -1;
+    d[i].rc = LC_ERR; /* not ours: requeue */
+    if (strncmp(d[i].msg_id, x->prefix, strlen(x->prefix)) != 0 ||
+        sscanf(d[i].msg_id + strlen(x->prefix), "%d", &k) != 1 || k < 0 || k >= 40)
+      continue;
+    ck_assert_uint_eq(strlen(d[i].body), d[i].len);
+    ck_assert_str_eq(d[i].routing_key, "k");
+    if (k == 9 && x->calls9++ == 0) {
+      d[i].rc = LC_ERR_UNAVAIL;
+      continue;
+    }
+    if (k != 9 && k <= x->last)
+      x->order_ok = 0;
+    if (k != 9)
+      x->last = k;
+    x->seen[k]++;
+    d[i].rc = k == 7 ? LC_ERR_PARAM : LC_OK;
+    x->acked += k != 7;
+  }
+  int all = 1;
+  for (int k = 0; k < 40; k++)
+    all &= x->seen[k] >= 1;
+  if (all)
+    atomic_store(&x->stop, true);
+}
+
+static void *batch_watchdog(void *arg) {
+  struct batch_ctx *x = arg;
+  int64_t end = lc_mono_ms() + 15000;
+  while (!atomic_load(&x->stop) && lc_mono_ms() < end)
+    usleep(20 * 1000);
+  atomic_store(&x->stop, true);
+  return NULL;
+}
+
+START_TEST(test_consume_batch) {
+  struct tnames n = {0};
+  struct batch_ctx x;
+  char err[LC_ERR_LEN], mid[64], body[64];
+  uint32_t msgs = 9;
+  lc_amqp_msg m[40];
+  char ids[40][80];
+
+  t_topo_create(&n);
+  memset(&x, 0, sizeof(x));
+  x.last = -1;
+  x.order_ok = 1;
+  new_id(x.prefix, sizeof(x.prefix) - 2);
+  strcat(x.prefix, "-");
+  for (int k = 0; k < 40; k++) {
+    snprintf(ids[k], sizeof(ids[k]), "%s%d", x.prefix, k);
+    m[k] = (lc_amqp_msg){"k", ids[k], "{\"n\":1}", 7, LC_ERR};
+  }
+  lc_amqp_pub *p = pub_open();
+  ck_assert_int_eq(lc_amqp_publish_batch(p, n.ex, m, 40, 5000, err), LC_OK);
+  lc_amqp_pub_close(p);
+  ck_assert_int_eq(lc_amqp_consume_batch(itest_amqp_url(), n.q, 64, 0, batch_handler, &x,
+                                         &x.stop),
+                   LC_ERR_PARAM);
+  ck_assert_int_eq(lc_amqp_consume_batch(itest_amqp_url(), n.q, 64, LC_AMQP_CONSUME_BATCH_MAX + 1,
+                                         batch_handler, &x, &x.stop),
+                   LC_ERR_PARAM);
+  pthread_t w;
+  ck_assert_int_eq(pthread_create(&w, NULL, batch_watchdog, &x), 0);
+  ck_assert_int_eq(lc_amqp_consume_batch(itest_amqp_url(), n.q, 64, 16, batch_handler, &x,
+                                         &x.stop),
+                   LC_OK);
+  pthread_join(w, NULL);
+  for (int k = 0; k < 40; k++)
+    ck_assert_msg(x.seen[k] == 1, "message %d handled %d times", k, x.seen[k]);
+  ck_assert_int_eq(x.calls9, 2); /* requeued once, then acked */
+  ck_assert_int_eq(x.acked, 39);
+  ck_assert_int_eq(x.over_max, 0);
+  ck_assert_msg(x.biggest > 1, "no batch of more than one (%d batches)", x.batches);
+  ck_assert_msg(x.batches < 40, "%d batches for 40 messages", x.batches);
+  ck_assert_int_eq(x.order_ok, 1);
+  t_queue_counts(n.q, &msgs, NULL);
+  ck_assert_uint_eq(msgs, 0);
+  int got = 0;
+  for (int i = 0; i < 50 && !got; i++) {
+    got = t_get(n.dlq, mid, sizeof(mid), body, sizeof(body));
+    if (!got)
+      usleep(50 * 1000);
+  }
+  ck_assert_int_eq(got, 1);
+  ck_assert_str_eq(mid, ids[7]);
+  t_topo_delete(&n);
+}
+END_TEST
+
 START_TEST(test_poison_to_dlq) {
   struct tnames n = {0};
   struct cons_ctx x;
@@ -574,6 +681,7 @@ Suite *lc_amqp_suite(void) {
   tcase_add_test(tc, test_unroutable);
   tcase_add_test(tc, test_retry_redelivers);
   tcase_add_test(tc, test_poison_to_dlq);
+  tcase_add_test(tc, test_consume_batch);
   tcase_add_test(tc, test_publish_throughput);
   tcase_add_test(tc, test_publish_batch_throughput);
   tcase_add_test(tc, test_publish_batch_mixed);

@@ -640,8 +640,12 @@ class Checker:
     @staticmethod
     def chain_offset():
         top = sql1("SELECT max(nonce) FROM chain.transfers")
+        if not top:
+            # no transfer stored yet (a fresh stack: only the token's deployment is on chain):
+            # chain-svc's first nonce will be the chain's count, so nothing is outside it yet
+            return 0
         onchain = int(client.rpc("eth_getTransactionCount", [tc.MASTER, "latest"]), 16)
-        return onchain - (int(top) + 1 if top else 0)
+        return onchain - (int(top) + 1)
 
     def check_nonces(self, case):
         rows = sql("SELECT nonce, tx_hash FROM chain.transfers WHERE created_at >= :'p1'::timestamptz "

@@ -78,6 +78,30 @@ typedef int (*lc_amqp_handler)(void *ud, const char *routing_key, const char *ms
 int lc_amqp_consume(const char *url, const char *queue, int prefetch, lc_amqp_handler fn,
                     void *ud, atomic_bool *stop);
 
+/* One delivery of a batch. The handler sets rc for each, with the meaning of
+ * an lc_amqp_handler's result (ack / dead-letter / requeue). The strings
+ * live until the handler returns; body is NUL-terminated. */
+typedef struct {
+  const char *routing_key;
+  const char *msg_id;
+  const char *body;
+  size_t len;
+  int rc;
+} lc_amqp_delivery;
+
+typedef void (*lc_amqp_batch_handler)(void *ud, lc_amqp_delivery *d, size_t n);
+
+#define LC_AMQP_CONSUME_BATCH_MAX 256
+
+/* Like lc_amqp_consume, but after each delivery it takes, without waiting,
+ * every further delivery already received (up to max_batch, 1..
+ * LC_AMQP_CONSUME_BATCH_MAX, bounded by prefetch) and hands them to fn at once, in
+ * delivery order, so that a handler can apply them in one transaction; each
+ * is then settled by its rc. A message over the size limit is dead-lettered
+ * without reaching fn. LC_ERR_PARAM for bad arguments. */
+int lc_amqp_consume_batch(const char *url, const char *queue, int prefetch, int max_batch,
+                          lc_amqp_batch_handler fn, void *ud, atomic_bool *stop);
+
 /* Like lc_amqp_consume, for broadcast events: on every (re)connection
  * declares exchange (topic, durable, as the topology does), a server-named
  * exclusive auto-delete queue bound to each of keys[0..nkeys), consumes it,
