@@ -535,13 +535,18 @@ END_TEST
 
 /* ---- chain results ---- */
 
-static int send_result(const char *type, const char *debit_id, const char *tx, json_t *block) {
+static char *result_env(const char *type, const char *debit_id, const char *tx, json_t *block) {
   const char *status = strrchr(type, '.') + 1;
   json_t *b = json_pack("{s:s, s:s?, s:i, s:s, s:o, s:s}", "debit_id", debit_id, "tx_hash", tx,
                         "nonce", 7, "to_address", "0x70997970C51812dc3A010C7d01b50e0d17dc79C8",
                         "block_number", block, "status", status);
   char *env = lc_msg_build(type, NULL, "rid-chain", b, NULL);
   json_decref(b);
+  return env;
+}
+
+static int send_result(const char *type, const char *debit_id, const char *tx, json_t *block) {
+  char *env = result_env(type, debit_id, tx, block);
   int rc = credit_chainres_handle(g_pool, type, "m", env, strlen(env));
   free(env);
   return rc;
@@ -631,16 +636,6 @@ END_TEST
 /* A delivered batch: one transaction, in order; per message the same
  * outcome as one by one (submitted then confirmed of one debit in the same
  * batch ends confirmed; unknown debit and malformed -> dead-letter). */
-static char *result_env(const char *type, const char *debit_id, const char *tx, json_t *block) {
-  const char *status = strrchr(type, '.') + 1;
-  json_t *b = json_pack("{s:s, s:s?, s:i, s:s, s:o, s:s}", "debit_id", debit_id, "tx_hash", tx,
-                        "nonce", 7, "to_address", "0x70997970C51812dc3A010C7d01b50e0d17dc79C8",
-                        "block_number", block, "status", status);
-  char *env = lc_msg_build(type, NULL, "rid-chain", b, NULL);
-  json_decref(b);
-  return env;
-}
-
 START_TEST(test_chain_results_batch) {
   char uid[37], err[LC_ERR_LEN], unknown[37];
   credit_debit d[2];

@@ -161,6 +161,17 @@ static int t_get(const char *q, char *mid, size_t n, char *body, size_t bn) {
   return got;
 }
 
+/* t_get, polling up to 2.5 s: dead-lettering is asynchronous. */
+static int t_get_wait(const char *q, char *mid, size_t n, char *body, size_t bn) {
+  int got = 0;
+  for (int i = 0; i < 50 && !got; i++) {
+    got = t_get(q, mid, n, body, bn);
+    if (!got)
+      usleep(50 * 1000);
+  }
+  return got;
+}
+
 /* ------------------------------------------------------- consumer harness -- */
 
 struct cons_ctx {
@@ -407,13 +418,7 @@ START_TEST(test_consume_batch) {
   ck_assert_int_eq(x.order_ok, 1);
   t_queue_counts(n.q, &msgs, NULL);
   ck_assert_uint_eq(msgs, 0);
-  int got = 0;
-  for (int i = 0; i < 50 && !got; i++) {
-    got = t_get(n.dlq, mid, sizeof(mid), body, sizeof(body));
-    if (!got)
-      usleep(50 * 1000);
-  }
-  ck_assert_int_eq(got, 1);
+  ck_assert_int_eq(t_get_wait(n.dlq, mid, sizeof(mid), body, sizeof(body)), 1);
   ck_assert_str_eq(mid, ids[7]);
   t_topo_delete(&n);
 }
@@ -437,14 +442,7 @@ START_TEST(test_poison_to_dlq) {
   ck_assert_int_eq(x.calls, 1);
   t_queue_counts(n.q, &msgs, NULL);
   ck_assert_uint_eq(msgs, 0);
-  /* dead-lettering is asynchronous: poll briefly */
-  int got = 0;
-  for (int i = 0; i < 50 && !got; i++) {
-    got = t_get(n.dlq, mid, sizeof(mid), body, sizeof(body));
-    if (!got)
-      usleep(50 * 1000);
-  }
-  ck_assert_int_eq(got, 1);
+  ck_assert_int_eq(t_get_wait(n.dlq, mid, sizeof(mid), body, sizeof(body)), 1);
   ck_assert_str_eq(mid, x.want_id);
   ck_assert_str_eq(body, "not json");
   t_topo_delete(&n);
