@@ -37,17 +37,17 @@ static int opt_hex(const json_t *b, const char *name, size_t n, const char **out
   return LC_OK;
 }
 
-/* A parsed chain result: x's strings point into b (json_decref(b) after). */
+/* A parsed message: its envelope fields and body (the result's strings
+ * point into b: json_decref(b) after). */
 typedef struct {
   json_t *b;
   char type[64], id[37], rid[64];
-  credit_chain_result x;
 } parsed_result;
 
-/* Parses and validates one message into *m; LC_ERR_PARAM (logged) when it is
- * malformed. m->b is set only on success. */
+/* Parses and validates one message into *m and *x; LC_ERR_PARAM (logged)
+ * when it is malformed. m->b is set only on success. */
 static int parse_result(const char *routing_key, const char *msg_id, const char *body,
-                        size_t len, parsed_result *m) {
+                        size_t len, parsed_result *m, credit_chain_result *x) {
   char err[LC_ERR_LEN] = "";
   json_t *b = NULL;
   memset(m, 0, sizeof(*m));
@@ -94,7 +94,7 @@ static int parse_result(const char *routing_key, const char *msg_id, const char 
     block = (int64_t)json_integer_value(jb);
   }
   m->b = b;
-  m->x = (credit_chain_result){debit_id, status, tx_hash, to, block, LC_ERR, 0};
+  *x = (credit_chain_result){debit_id, status, tx_hash, to, block, LC_ERR, 0};
   return LC_OK;
 bad:
   lc_log_warn("chainres - rejecting message %s: %s", m->id, err);
@@ -102,24 +102,24 @@ bad:
   return LC_ERR_PARAM;
 }
 
-/* The message's result once its item was applied (x.rc set). */
-static int settle_result(parsed_result *m) {
+/* The message's result once its item x was applied (x->rc set). */
+static int settle_result(const parsed_result *m, const credit_chain_result *x) {
   lc_log_set_rid(m->rid[0] ? m->rid : m->id);
-  int rc = m->x.rc;
+  int rc = x->rc;
   if (rc == LC_ERR_NOTFOUND) {
     lc_log_warn("chainres - rejecting message %s: %s for unknown debit %s", m->id, m->type,
-                m->x.debit_id);
+                x->debit_id);
     rc = LC_ERR_PARAM;
   } else if (rc != LC_OK) {
-    lc_log_warn("chainres - cannot apply %s for %s: %s (requeued)", m->type, m->x.debit_id,
+    lc_log_warn("chainres - cannot apply %s for %s: %s (requeued)", m->type, x->debit_id,
                 lc_err_name(rc));
     rc = LC_ERR_UNAVAIL;
   } else {
-    if (m->x.applied)
-      lc_log_info("Event - debit %s chain_status=%s tx=%s", m->x.debit_id, m->x.chain_status,
-                  m->x.tx_hash ? m->x.tx_hash : "-");
+    if (x->applied)
+      lc_log_info("Event - debit %s chain_status=%s tx=%s", x->debit_id, x->chain_status,
+                  x->tx_hash ? x->tx_hash : "-");
     else
-      lc_log_debug("chainres - stale %s for %s ignored", m->x.chain_status, m->x.debit_id);
+      lc_log_debug("chainres - stale %s for %s ignored", x->chain_status, x->debit_id);
     LC_FAILPOINT("credit.chainres.before_ack");
     lc_metric_add("credit_chain_results_total", 1);
   }
@@ -133,10 +133,9 @@ void credit_chainres_batch(void *ud, lc_amqp_delivery *d, size_t n) {
   credit_chain_result *items = lc_xmalloc(sizeof(*items) * (n ? n : 1));
   size_t k = 0;
   char err[LC_ERR_LEN] = "";
-  for (size_t i = 0; i < n; i++) {
-    d[i].rc = parse_result(d[i].routing_key, d[i].msg_id, d[i].body, d[i].len, &m[i]);
-    if (d[i].rc == LC_OK)
-      items[k++] = m[i].x;
+  for (size_t i = 0; i < n; i++) { /* the valid ones packed into m[0..k), items[0..k) */
+    d[i].rc = parse_result(d[i].routing_key, d[i].msg_id, d[i].body, d[i].len, &m[k], &items[k]);
+    k += d[i].rc == LC_OK;
   }
   int brc = credit_ledger_chain_update_batch(pool, items, k, err);
   if (brc != LC_OK) /* each message's outcome is logged once, below */
@@ -145,11 +144,9 @@ void credit_chainres_batch(void *ud, lc_amqp_delivery *d, size_t n) {
   for (size_t i = 0; i < n; i++) {
     if (d[i].rc != LC_OK)
       continue;
-    m[i].x.rc = items[k].rc;
-    m[i].x.applied = items[k].applied;
+    d[i].rc = settle_result(&m[k], &items[k]);
+    json_decref(m[k].b);
     k++;
-    d[i].rc = settle_result(&m[i]);
-    json_decref(m[i].b);
   }
   free(items);
   free(m);

@@ -562,38 +562,13 @@ typedef struct {
 } consume_fn;
 
 /* One received delivery: the envelope, its bounded strings and the body as
- * a NUL-terminated copy (NULL when too large: dead-lettered unseen). */
+ * a NUL-terminated copy. */
 typedef struct {
   amqp_envelope_t env;
   char rk[256];
   char mid[128];
   char *body;
 } consume_slot;
-
-static void slot_fill(consume_slot *s, lc_amqp_delivery *d) {
-  size_t len = s->env.message.body.len;
-  bytes_to_str(s->env.routing_key, s->rk, sizeof(s->rk));
-  s->mid[0] = '\0';
-  if ((s->env.message.properties._flags & AMQP_BASIC_MESSAGE_ID_FLAG) != 0)
-    bytes_to_str(s->env.message.properties.message_id, s->mid, sizeof(s->mid));
-  s->body = NULL;
-  d->routing_key = s->rk;
-  d->msg_id = s->mid;
-  d->body = NULL;
-  d->len = len;
-  d->rc = LC_ERR;
-  if (len > AMQP_MAX_BODY) {
-    lc_log_warn("lc_amqp_consume - message %s too large (%zu bytes), dead-lettered", s->mid, len);
-    d->rc = LC_ERR_PARAM;
-    return;
-  }
-  /* NUL-terminated copy so handlers may treat the body as text. */
-  s->body = lc_xmalloc(len + 1);
-  if (len > 0)
-    memcpy(s->body, s->env.message.body.bytes, len);
-  s->body[len] = '\0';
-  d->body = s->body;
-}
 
 /* Acks, rejects or requeues one delivery by its handler result. Returns
  * LC_OK when sent, LC_ERR_IO when the connection failed. */
@@ -613,33 +588,41 @@ static int slot_settle(amqp_connection_state_t c, const consume_slot *s, int hrc
   return st == AMQP_STATUS_OK ? LC_OK : LC_ERR_IO;
 }
 
+/* Takes the delivery just received into s and d. A body over the limit is
+ * dead-lettered here, unseen by any handler. Returns 1 when kept, 0 when
+ * dead-lettered (s is free again), -1 when that reject could not be sent. */
+static int slot_take(amqp_connection_state_t c, consume_slot *s, lc_amqp_delivery *d) {
+  size_t len = s->env.message.body.len;
+  bytes_to_str(s->env.routing_key, s->rk, sizeof(s->rk));
+  s->mid[0] = '\0';
+  if ((s->env.message.properties._flags & AMQP_BASIC_MESSAGE_ID_FLAG) != 0)
+    bytes_to_str(s->env.message.properties.message_id, s->mid, sizeof(s->mid));
+  if (len > AMQP_MAX_BODY) {
+    lc_log_warn("lc_amqp_consume - message %s too large (%zu bytes), dead-lettered", s->mid, len);
+    int rc = slot_settle(c, s, LC_ERR_PARAM);
+    amqp_destroy_envelope(&s->env);
+    return rc == LC_OK ? 0 : -1;
+  }
+  /* NUL-terminated copy so handlers may treat the body as text. */
+  s->body = lc_xmalloc(len + 1);
+  if (len > 0)
+    memcpy(s->body, s->env.message.body.bytes, len);
+  s->body[len] = '\0';
+  *d = (lc_amqp_delivery){s->rk, s->mid, s->body, len, LC_ERR};
+  return 1;
+}
+
 /* Hands slots[0..n) to the handler(s), then settles each (one short delay
  * before the requeues, if any). Frees the slots. Returns LC_OK when every
  * settlement was sent, LC_ERR_IO when the connection failed. */
 static int consume_slots(amqp_connection_state_t c, const consume_fn *h, consume_slot *slots,
                          lc_amqp_delivery *d, int n) {
   int rc = LC_OK, requeue = 0, i;
-  for (i = 0; i < n; i++)
-    slot_fill(&slots[i], &d[i]);
-  if (h->many != NULL) {
-    /* the handler sees only the deliveries with a body (in order) */
-    lc_amqp_delivery *live[AMQP_CONSUME_MAX];
-    lc_amqp_delivery packed[AMQP_CONSUME_MAX];
-    int m = 0;
+  if (h->many != NULL)
+    h->many(h->ud, d, (size_t)n);
+  else
     for (i = 0; i < n; i++)
-      if (d[i].body != NULL) {
-        live[m] = &d[i];
-        packed[m++] = d[i];
-      }
-    if (m > 0)
-      h->many(h->ud, packed, (size_t)m);
-    for (i = 0; i < m; i++)
-      live[i]->rc = packed[i].rc;
-  } else {
-    for (i = 0; i < n; i++)
-      if (d[i].body != NULL)
-        d[i].rc = h->one(h->ud, d[i].routing_key, d[i].msg_id, d[i].body, d[i].len);
-  }
+      d[i].rc = h->one(h->ud, d[i].routing_key, d[i].msg_id, d[i].body, d[i].len);
   for (i = 0; i < n; i++)
     requeue |= d[i].rc != LC_OK && d[i].rc != LC_ERR_PARAM;
   if (requeue)
@@ -798,27 +781,35 @@ static int consume_session(const char *url, const char *queue, int prefetch, con
 
     amqp_maybe_release_buffers(c);
     r = amqp_consume_message(c, &slots[0].env, &tv, 0);
-    if (r.reply_type == AMQP_RESPONSE_NORMAL) {
-      /* a batch: whatever else has already arrived, never waiting for more
-       * (envelopes own their memory, so several can be held at once) */
-      static const struct timeval now = {0, 0};
-      n = 1;
-      while (n < h->max) {
-        struct timeval t0 = now;
-        r = amqp_consume_message(c, &slots[n].env, &t0, 0);
-        if (r.reply_type != AMQP_RESPONSE_NORMAL)
-          break;
-        n++;
+    /* a batch: whatever else has already arrived, never waiting for more
+     * (envelopes own their memory, so several can be held at once) */
+    rc = LC_OK;
+    while (r.reply_type == AMQP_RESPONSE_NORMAL) {
+      int kept = slot_take(c, &slots[n], &dl[n]);
+      if (kept < 0) {
+        rc = LC_ERR_IO;
+        break;
       }
-      rc = consume_slots(c, h, slots, dl, n);
-      if (rc != LC_OK) {
-        lc_log_warn("lc_amqp_consume - %s: ack failed, reconnecting", queue);
-        healthy = 0;
-        goto out;
-      }
-      if (r.reply_type == AMQP_RESPONSE_NORMAL)
-        continue;
+      n += kept;
+      if (n == h->max)
+        break;
+      struct timeval now = {0, 0};
+      r = amqp_consume_message(c, &slots[n].env, &now, 0);
     }
+    if (rc == LC_OK && n > 0)
+      rc = consume_slots(c, h, slots, dl, n);
+    else
+      for (int i = 0; i < n; i++) { /* connection failed: the broker requeues them */
+        free(slots[i].body);
+        amqp_destroy_envelope(&slots[i].env);
+      }
+    if (rc != LC_OK) {
+      lc_log_warn("lc_amqp_consume - %s: ack failed, reconnecting", queue);
+      healthy = 0;
+      goto out;
+    }
+    if (r.reply_type == AMQP_RESPONSE_NORMAL)
+      continue;
     if (r.reply_type == AMQP_RESPONSE_LIBRARY_EXCEPTION && r.library_error == AMQP_STATUS_TIMEOUT)
       continue;
     if (r.reply_type == AMQP_RESPONSE_LIBRARY_EXCEPTION &&

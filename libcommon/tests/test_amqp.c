@@ -387,8 +387,9 @@ START_TEST(test_consume_batch) {
   memset(&x, 0, sizeof(x));
   x.last = -1;
   x.order_ok = 1;
-  new_id(x.prefix, sizeof(x.prefix) - 2);
-  strcat(x.prefix, "-");
+  char id[48];
+  new_id(id, sizeof(id));
+  snprintf(x.prefix, sizeof(x.prefix), "%s-", id);
   for (int k = 0; k < 40; k++) {
     snprintf(ids[k], sizeof(ids[k]), "%s%d", x.prefix, k);
     m[k] = (lc_amqp_msg){"k", ids[k], "{\"n\":1}", 7, LC_ERR};
