@@ -52,7 +52,7 @@ int credit_audit_insert(PGconn *conn, const credit_audit_row *row, int *inserted
   const char *p[9] = {row->user_id, row->actor, row->action, cost, row->status,
                       rid, detail, row->event_id, row->ts};
   PGresult *r = NULL;
-  int rc = lc_db_exec(conn,
+  int rc = lc_db_exec_prepared(conn, "credit_audit_insert",
                       "INSERT INTO audit (user_id, actor, action, cost, status, request_id,"
                       " detail, event_id, ts) VALUES ($1::uuid, $2, $3, $4::bigint, $5, $6,"
                       " $7::jsonb, $8::uuid, coalesce($9::timestamptz, clock_timestamp()))"

@@ -60,6 +60,11 @@ static const char *req_id_or_new(const char *request_id, char buf[64]) {
 }
 
 static _Atomic int64_t g_low_threshold = 10;
+static _Atomic(lc_outbox_bell *) g_outbox_bell = NULL;
+
+void credit_ledger_set_outbox_bell(lc_outbox_bell *bell) {
+  atomic_store(&g_outbox_bell, bell);
+}
 
 void credit_ledger_set_low_threshold(int64_t threshold) {
   atomic_store(&g_low_threshold, threshold < 0 ? 0 : threshold);
@@ -307,7 +312,7 @@ static int append_entry(PGconn *c, const ledger_entry *e, char id_out[37], char 
   const char *p[12] = {e->user_id, delta, hold, e->kind, e->action, e->debit_id,
                        e->request_id, bal, e->actor, e->reason, e->reservation_id, e->ref_id};
   PGresult *r = NULL;
-  int rc = lc_db_exec(c,
+  int rc = lc_db_exec_prepared(c, "credit_ledger_append",
                       "INSERT INTO ledger (user_id, delta, hold, kind, action, debit_id,"
                       " request_id, balance_after, actor, reason, reservation_id, ref_id)"
                       " VALUES ($1::uuid, $2::bigint, $3::bigint, $4, $5, $6::uuid, $7,"
@@ -483,7 +488,7 @@ static int reserve_unit(PGconn *c, void *arg, char err[LC_ERR_LEN]) {
   int got = 0;
   int64_t bal = 0;
   for (int pass = 0; pass < 2; pass++) {
-    rc = lc_db_exec(c,
+    rc = lc_db_exec_prepared(c, "credit_reserve_guard",
                     "UPDATE accounts SET reserved = reserved + $2::bigint, updated_at = now()"
                     " WHERE user_id = $1::uuid AND balance - reserved >= $2::bigint"
                     " RETURNING balance, set_config('synchronous_commit', 'off', true)",
@@ -519,7 +524,7 @@ static int reserve_unit(PGconn *c, void *arg, char err[LC_ERR_LEN]) {
   }
   const char *pi[6] = {a->user_id, a->action, cost, a->idem_key,
                        (a->request_id && a->request_id[0]) ? a->request_id : NULL, ttl};
-  rc = lc_db_exec(c,
+  rc = lc_db_exec_prepared(c, "credit_reserve_insert",
                   "INSERT INTO reservations (id, user_id, action, cost, status, idempotency_key,"
                   " request_id, expires_at) VALUES (gen_random_uuid(), $1::uuid, $2, $3::bigint,"
                   " 'reserved', $4, $5, now() + make_interval(secs => $6::bigint))"
@@ -577,7 +582,7 @@ static int lock_reservation(PGconn *c, const char *id, const char *owner, res_ro
                             char err[LC_ERR_LEN]) {
   const char *p[1] = {id};
   PGresult *r = NULL;
-  int rc = lc_db_exec(c,
+  int rc = lc_db_exec_prepared(c, "credit_reservation_lock",
                       "SELECT user_id::text, action, cost, status, debit_id::text,"
                       " expires_at <= now(), request_id FROM reservations"
                       " WHERE id = $1::uuid FOR UPDATE",
@@ -665,8 +670,8 @@ typedef struct {
 /* The debit of a locked, live reservation (in the open tx), in ONE statement
  * (one round trip instead of six): balance and reserved −= cost, the debit
  * ledger entry (balance_after from the account update), the reservation
- * marked committed, the audit row, the outbox row and the relay's wake-up.
- * Data-modifying CTEs run on one snapshot; each step reads the previous one's
+ * marked committed, the audit row and the outbox row (the relay is woken
+ * after the commit: commit_unit). Data-modifying CTEs run on one snapshot; each step reads the previous one's
  * RETURNING, so none can happen without the others. *bal_out receives the
  * balance after. The low-balance notification (rare: a threshold crossing)
  * follows as its own statements. */
@@ -689,8 +694,7 @@ static int write_debit(PGconn *c, const char *res_id, const res_row *row, const 
     return lc_err_set(err, LC_ERR, "cannot build message envelope");
   const char *p[9] = {row->user_id, cost, row->action, debit_id, rid, who, res_id, msg_id, env};
   PGresult *r = NULL;
-  int rc = lc_db_exec(
-      c,
+  int rc = lc_db_exec_prepared(c, "credit_debit_write",
       "WITH acc AS (UPDATE accounts SET balance = balance - $2::bigint,"
       "   reserved = reserved - $2::bigint, updated_at = now()"
       "   WHERE user_id = $1::uuid RETURNING balance),"
@@ -706,8 +710,7 @@ static int write_debit(PGconn *c, const char *res_id, const res_row *row, const 
       "   FROM led),"
       " ob AS (INSERT INTO outbox (id, routing_key, payload)"
       "   SELECT $8::uuid, 'credit.debit.committed', $9 FROM led RETURNING id)"
-      " SELECT led.balance_after, led.id::text, (SELECT count(*) FROM ob),"
-      "   pg_notify('" CREDIT_OUTBOX_CHANNEL "', '') FROM led",
+      " SELECT led.balance_after, led.id::text, (SELECT count(*) FROM ob) FROM led",
       9, p, &r, err);
   free(env);
   if (rc != LC_OK)
@@ -778,6 +781,10 @@ static int commit_unit(PGconn *c, void *arg, char err[LC_ERR_LEN]) {
   if (rc != LC_OK)
     return rc;
   LC_FAILPOINT("credit.debit.after_commit");
+  /* Wakes this process's relay for the outbox row. Not a NOTIFY inside the
+   * transaction: that takes PostgreSQL's database-wide notify lock from
+   * commit to flush and serialises every debit's commit (lc/outbox.h). */
+  lc_outbox_ring(atomic_load(&g_outbox_bell));
   lc_strlcpy(a->out->debit_id, debit_id, sizeof(a->out->debit_id));
   a->out->balance = bal;
   a->out->replayed = 0;
@@ -1041,8 +1048,7 @@ int credit_ledger_audit(lc_db_pool *pool, const credit_audit_query *q, json_t **
  * when it changed; LC_ERR_NOTFOUND when no audit row has the debit. */
 static int chain_apply(PGconn *c, const char *const p[5], int *applied, char err[LC_ERR_LEN]) {
   PGresult *r = NULL;
-  int rc = lc_db_exec(
-      c,
+  int rc = lc_db_exec_prepared(c, "credit_chain_apply",
       "UPDATE audit SET chain_status = $2, tx_hash = coalesce($3, tx_hash),"
       " block_number = coalesce($4::bigint, block_number),"
       " to_address = coalesce($5, to_address)"

@@ -20,10 +20,9 @@
 #include "credit_costs.h"
 #include "lc/db.h"
 #include "lc/err.h"
+#include "lc/outbox.h"
 
 #define CREDIT_SIGNUP_BONUS 50
-/* Channel notified (pg_notify) by every commit that wrote an outbox row. */
-#define CREDIT_OUTBOX_CHANNEL "credit_outbox"
 /* Channel notified by every commit that queued a low-credit notification. */
 #define CREDIT_NOTIFY_CHANNEL "credit_notify"
 #define CREDIT_IDEM_KEY_MAX 200
@@ -92,6 +91,11 @@ int credit_grant_kind_valid(const char *kind);
  * outside a transaction; does not open the account: LC_ERR_NOTFOUND). */
 int credit_ledger_balance_conn(PGconn *conn, const char *user_id, int64_t *balance,
                                int64_t *reserved, char err[LC_ERR_LEN]);
+
+/* The outbox relay's bell, rung after every commit that wrote an outbox row
+ * (the debit); set once at start before any request (NULL: the relay finds
+ * the rows by polling). Borrowed. */
+void credit_ledger_set_outbox_bell(lc_outbox_bell *bell);
 
 /* Low-credit threshold used by commits (CREDIT_LOW_BALANCE_THRESHOLD; set
  * once at start, default 10; 0 disables notifications). */

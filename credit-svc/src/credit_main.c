@@ -180,6 +180,7 @@ int main(void) {
   pthread_t t_relay, t_chain, t_sweep, t_audit, t_notify;
   int have_relay = 0, have_chain = 0, have_sweep = 0, have_audit = 0, have_notify = 0;
   static char conninfo[1200];
+  lc_outbox_bell *bell = NULL;
 
   if (lc_global_init() != LC_OK || lc_svc_block_signals() != LC_OK) {
     fprintf(stderr, "credit-svc: cannot initialise\n");
@@ -242,9 +243,15 @@ int main(void) {
     goto out;
   }
 
+  /* The relay is woken by the debit commits of this process (bell) and
+   * polls every 100 ms for rows another instance left behind. */
+  if (lc_outbox_bell_new(&bell, err) != LC_OK) {
+    lc_log_error("credit-svc - %s", err);
+    goto out;
+  }
+  credit_ledger_set_outbox_bell(bell);
   lc_outbox_cfg relay = {.pool = pool,
-                         .conninfo = conninfo,
-                         .channel = CREDIT_OUTBOX_CHANNEL,
+                         .bell = bell,
                          .amqp_url = amqp_url,
                          .exchange = "credit.events",
                          .declare_topology = 1,
@@ -292,6 +299,8 @@ out:
     pthread_join(t_notify, NULL);
   if (inst_ok)
     ulfius_clean_instance(&inst);
+  credit_ledger_set_outbox_bell(NULL);
+  lc_outbox_bell_free(bell);
   lc_db_pool_free(pool);
   lc_cfg_free(cfg);
   lc_log_close();

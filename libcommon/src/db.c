@@ -23,6 +23,8 @@
 #include <sys/stat.h>
 #include <time.h>
 
+#include <libpq-events.h>
+
 #include "lc/log.h"
 #include "lc/util.h"
 
@@ -364,19 +366,112 @@ int lc_db_exec(PGconn *conn, const char *sql, int nparams, const char *const *pa
   return LC_OK;
 }
 
-/* Not thread-safe per connection. Prepared statements live in the server
- * session, so a reset connection (PQreset on acquire) has none: the
- * "does not exist" error (26000) triggers one PQprepare and a retry. */
+/* ------------------------------------------------- prepared statements -- */
+
+/* Which statement names this connection's server session has prepared: a
+ * small array hung on the PGconn with libpq's event API (PQinstanceData).
+ * A PQreset starts a new server session (PGEVT_CONNRESET empties the list);
+ * PQfinish frees it (PGEVT_CONNDESTROY). Prepared statements are not
+ * transactional: one prepared inside a transaction that rolls back stays. */
+#define DB_PREP_MAX 128
+typedef struct {
+  int n;
+  char *names[DB_PREP_MAX];
+} db_prep;
+
+static void prep_clear(db_prep *ps) {
+  for (int i = 0; i < ps->n; i++)
+    free(ps->names[i]);
+  ps->n = 0;
+}
+
+static int prep_event(PGEventId id, void *info, void *pass) {
+  (void)pass;
+  if (id == PGEVT_CONNRESET || id == PGEVT_CONNDESTROY) {
+    PGconn *c = id == PGEVT_CONNRESET ? ((PGEventConnReset *)info)->conn
+                                      : ((PGEventConnDestroy *)info)->conn;
+    db_prep *ps = PQinstanceData(c, prep_event);
+    if (ps != NULL) {
+      prep_clear(ps);
+      if (id == PGEVT_CONNDESTROY) {
+        free(ps);
+        PQsetInstanceData(c, prep_event, NULL);
+      }
+    }
+  }
+  return 1;
+}
+
+/* The connection's list, registered on first use; NULL when libpq refuses
+ * the registration (then statements run unprepared). */
+static db_prep *prep_of(PGconn *conn) {
+  db_prep *ps = PQinstanceData(conn, prep_event);
+  if (ps != NULL)
+    return ps;
+  if (!PQregisterEventProc(conn, prep_event, "lc_db_prepared", NULL))
+    return NULL;
+  ps = lc_xcalloc(1, sizeof(*ps));
+  if (!PQsetInstanceData(conn, prep_event, ps)) {
+    free(ps);
+    return NULL;
+  }
+  return ps;
+}
+
+static int prep_known(const db_prep *ps, const char *name) {
+  for (int i = 0; i < ps->n; i++)
+    if (strcmp(ps->names[i], name) == 0)
+      return 1;
+  return 0;
+}
+
+static void prep_forget(db_prep *ps, const char *name) {
+  for (int i = 0; i < ps->n; i++)
+    if (strcmp(ps->names[i], name) == 0) {
+      free(ps->names[i]);
+      ps->names[i] = ps->names[--ps->n];
+      return;
+    }
+}
+
+static int prep_make(PGconn *conn, db_prep *ps, const char *name, const char *sql, int nparams,
+                     char err[LC_ERR_LEN]) {
+  PGresult *r = PQprepare(conn, name, sql, nparams, NULL);
+  if (r == NULL || PQresultStatus(r) != PGRES_COMMAND_OK)
+    return db_fail(conn, r, "lc_db_exec_prepared - prepare", err);
+  PQclear(r);
+  if (!prep_known(ps, name) && ps->n < DB_PREP_MAX)
+    ps->names[ps->n++] = lc_xstrdup(name);
+  return LC_OK;
+}
+
+/* Not thread-safe per connection. A name the list does not hold is prepared
+ * first (also inside a transaction: a successful Parse does not disturb
+ * it). Outside a transaction, a statement the server lost anyway (someone
+ * ran DEALLOCATE) is prepared again and retried once; inside one that
+ * error aborts the transaction and is returned. */
 int lc_db_exec_prepared(PGconn *conn, const char *name, const char *sql, int nparams,
                         const char *const *params, PGresult **res, char err[LC_ERR_LEN]) {
+  db_prep *ps;
+  int idle;
+
   if (res != NULL)
     *res = NULL;
   if (conn == NULL || name == NULL || sql == NULL || nparams < 0 ||
       (nparams > 0 && params == NULL))
     return lc_err_set(err, LC_ERR_PARAM, "lc_db_exec_prepared - bad arguments");
-  if (PQtransactionStatus(conn) != PQTRANS_IDLE)
+  ps = prep_of(conn);
+  if (ps == NULL)
     return lc_db_exec(conn, sql, nparams, params, res, err);
+  idle = PQtransactionStatus(conn) == PQTRANS_IDLE;
   for (int attempt = 0;; attempt++) {
+    if (!prep_known(ps, name)) {
+      int rc = prep_make(conn, ps, name, sql, nparams, err);
+      if (rc != LC_OK)
+        return rc;
+      if (!prep_known(ps, name)) /* list full: this name stays unprepared */
+        return lc_db_exec(conn, sql, nparams, params, res, err);
+    }
     PGresult *r = PQexecPrepared(conn, name, nparams, params, NULL, NULL, 0);
     ExecStatusType st = r != NULL ? PQresultStatus(r) : PGRES_FATAL_ERROR;
     if (r != NULL && (st == PGRES_COMMAND_OK || st == PGRES_TUPLES_OK)) {
@@ -387,13 +482,10 @@ int lc_db_exec_prepared(PGconn *conn, const char *name, const char *sql, int npa
       return LC_OK;
     }
     const char *f = r != NULL ? PQresultErrorField(r, PG_DIAG_SQLSTATE) : NULL;
-    if (attempt > 0 || !sqlstate_is(f, "26000"))
+    if (attempt > 0 || !idle || !sqlstate_is(f, "26000"))
       return db_fail(conn, r, "lc_db_exec_prepared", err);
     PQclear(r);
-    r = PQprepare(conn, name, sql, nparams, NULL);
-    if (r == NULL || PQresultStatus(r) != PGRES_COMMAND_OK)
-      return db_fail(conn, r, "lc_db_exec_prepared - prepare", err);
-    PQclear(r);
+    prep_forget(ps, name); /* the server lost it: prepare again */
   }
 }
 

@@ -1,13 +1,17 @@
-/* outbox.c - generic outbox relay; see lc/outbox.h. Same algorithm as
- * credit-svc's relay, parameterised by exchange, NOTIFY channel and the
- * routing keys whose unroutable publishes count as delivered. */
+/* outbox.c - generic outbox relay; see lc/outbox.h. Parameterised by
+ * exchange, wake-up (bell / NOTIFY channel / poll period) and the routing
+ * keys whose unroutable publishes count as delivered. */
 #include "lc/outbox.h"
 
+#include <errno.h>
+#include <fcntl.h>
 #include <poll.h>
+#include <stdatomic.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <time.h>
+#include <unistd.h>
 
 #include "lc/log.h"
 #include "lc/failpoint.h"
@@ -152,26 +156,98 @@ static PGconn *listen_open(const lc_outbox_cfg *cfg) {
   return c;
 }
 
-static void wait_notify(PGconn **lc, int ms, const char *name) {
-  PGnotify *n;
-  struct pollfd pfd;
+struct lc_outbox_bell {
+  int fd[2];              /* [0] read end (the relay polls it), [1] write end; both O_NONBLOCK */
+  atomic_int pending;     /* 1 = a byte is (about to be) in the pipe */
+};
 
-  if (*lc == NULL) {
+int lc_outbox_bell_new(lc_outbox_bell **out, char err[LC_ERR_LEN]) {
+  lc_outbox_bell *b = lc_xcalloc(1, sizeof(*b));
+  if (pipe(b->fd) != 0) {
+    int e = errno;
+    free(b);
+    *out = NULL;
+    return lc_err_set(err, LC_ERR_IO, "lc_outbox_bell_new - pipe: %s", strerror(e));
+  }
+  for (int i = 0; i < 2; i++) {
+    int fl = fcntl(b->fd[i], F_GETFL);
+    if (fl < 0 || fcntl(b->fd[i], F_SETFL, fl | O_NONBLOCK) != 0 ||
+        fcntl(b->fd[i], F_SETFD, FD_CLOEXEC) != 0) {
+      int e = errno;
+      lc_outbox_bell_free(b);
+      *out = NULL;
+      return lc_err_set(err, LC_ERR_IO, "lc_outbox_bell_new - fcntl: %s", strerror(e));
+    }
+  }
+  atomic_init(&b->pending, 0);
+  *out = b;
+  return LC_OK;
+}
+
+void lc_outbox_bell_free(lc_outbox_bell *b) {
+  if (b == NULL)
+    return;
+  close(b->fd[0]);
+  close(b->fd[1]);
+  free(b);
+}
+
+void lc_outbox_ring(lc_outbox_bell *b) {
+  if (b == NULL || atomic_exchange(&b->pending, 1) != 0)
+    return; /* a wake-up is already on its way */
+  ssize_t w;
+  do
+    w = write(b->fd[1], "", 1);
+  while (w < 0 && errno == EINTR);
+  /* EAGAIN: the pipe is full, the relay wakes anyway */
+}
+
+/* Empties the pipe; rings that come after this see pending == 0 and write
+ * again, so a commit ringing during the following drain is not lost. */
+static void bell_take(lc_outbox_bell *b) {
+  char buf[64];
+  atomic_store(&b->pending, 0);
+  while (read(b->fd[0], buf, sizeof(buf)) > 0) {
+  }
+}
+
+/* Waits up to ms for the bell, a NOTIFY on *lc, or nothing (poll period). */
+static void wait_wake(lc_outbox_bell *bell, PGconn **lc, int ms, const char *name) {
+  struct pollfd pfd[2];
+  int n = 0, ilc = -1, ibell = -1;
+  PGnotify *nt;
+
+  if (bell != NULL) {
+    pfd[n].fd = bell->fd[0];
+    pfd[n].events = POLLIN;
+    pfd[n].revents = 0;
+    ibell = n++;
+  }
+  if (*lc != NULL) {
+    pfd[n].fd = PQsocket(*lc);
+    pfd[n].events = POLLIN;
+    pfd[n].revents = 0;
+    ilc = n++;
+  }
+  if (n == 0) {
     struct timespec ts = {ms / 1000, (long)(ms % 1000) * 1000000L};
     nanosleep(&ts, NULL);
     return;
   }
-  pfd.fd = PQsocket(*lc);
-  pfd.events = POLLIN;
-  pfd.revents = 0;
-  if (poll(&pfd, 1, ms) > 0 && PQconsumeInput(*lc) == 0) {
+  if (poll(pfd, (nfds_t)n, ms) <= 0)
+    return;
+  if (ibell >= 0 && pfd[ibell].revents != 0)
+    bell_take(bell);
+  if (ilc < 0 || pfd[ilc].revents == 0)
+    return;
+  if (PQconsumeInput(*lc) == 0) {
     lc_log_warn("%s - LISTEN connection lost, falling back to polling", name);
     PQfinish(*lc);
     *lc = NULL;
     return;
   }
-  while ((n = PQnotifies(*lc)) != NULL)
-    PQfreemem(n);
+  while ((nt = PQnotifies(*lc)) != NULL)
+    PQfreemem(nt);
 }
 
 void *lc_outbox_thread(void *arg) {
@@ -230,7 +306,7 @@ void *lc_outbox_thread(void *arg) {
       lconn = listen_open(cfg);
       next_listen = lc_mono_ms() + 5000;
     }
-    wait_notify(&lconn, cfg->poll_ms > 0 ? cfg->poll_ms : 100, name);
+    wait_wake(cfg->bell, &lconn, cfg->poll_ms > 0 ? cfg->poll_ms : 100, name);
   }
   if (pub != NULL)
     lc_amqp_pub_close(pub);

@@ -360,8 +360,8 @@ START_TEST(test_broken_connection_recovers) {
 END_TEST
 
 /* lc_db_exec_prepared: prepares on first use, reuses after, re-prepares
- * when the server lost the statement (reconnect / DEALLOCATE), falls back to
- * a plain execution inside a transaction, maps errors like lc_db_exec. */
+ * when the server lost the statement (reconnect / DEALLOCATE), prepares and
+ * reuses inside transactions too, maps errors like lc_db_exec. */
 START_TEST(test_exec_prepared) {
   lc_db_pool *p = new_pool(1, 2000);
   PGconn *c = NULL;
@@ -383,13 +383,48 @@ START_TEST(test_exec_prepared) {
   /* lost statement: prepared again transparently */
   ck_assert_int_eq(lc_db_exec(c, "DEALLOCATE t_plus1", 0, NULL, NULL, err), LC_OK);
   ck_assert_int_eq(lc_db_exec_prepared(c, "t_plus1", SQL, 1, prm, NULL, err), LC_OK);
-  /* inside a transaction: plain execution, transaction stays usable */
-  ck_assert_int_eq(lc_db_exec(c, "DEALLOCATE t_plus1", 0, NULL, NULL, err), LC_OK);
+  /* first use inside a transaction: prepared there, the transaction stays
+   * usable, and a rollback does not take the statement away */
   ck_assert_int_eq(lc_db_begin(c, err), LC_OK);
-  ck_assert_int_eq(lc_db_exec_prepared(c, "t_plus1", SQL, 1, prm, &r, err), LC_OK);
+  ck_assert_int_eq(lc_db_exec_prepared(c, "t_plus1_tx", SQL, 1, prm, &r, err), LC_OK);
+  ck_assert_str_eq(PQgetvalue(r, 0, 0), "42");
+  PQclear(r);
+  ck_assert_int_eq(lc_db_exec(c, "SELECT 1", 0, NULL, NULL, err), LC_OK);
+  lc_db_rollback(c);
+  ck_assert_int_eq(lc_db_exec(c, "SELECT count(*) FROM pg_prepared_statements WHERE name IN "
+                              "('t_plus1', 't_plus1_tx')", 0, NULL, &r, err), LC_OK);
+  ck_assert_str_eq(PQgetvalue(r, 0, 0), "2");
+  PQclear(r);
+  /* known statements inside a transaction: executed prepared, not prepared again */
+  ck_assert_int_eq(lc_db_begin(c, err), LC_OK);
+  for (int i = 0; i < 2; i++) {
+    ck_assert_int_eq(lc_db_exec_prepared(c, "t_plus1_tx", SQL, 1, prm, &r, err), LC_OK);
+    ck_assert_str_eq(PQgetvalue(r, 0, 0), "42");
+    PQclear(r);
+    ck_assert_int_eq(lc_db_exec_prepared(c, "t_plus1", SQL, 1, prm, NULL, err), LC_OK);
+  }
+  ck_assert_int_eq(lc_db_exec(c, "SELECT generic_plans + custom_plans FROM pg_prepared_statements "
+                              "WHERE name = 't_plus1_tx'", 0, NULL, &r, err), LC_OK);
+  ck_assert_str_eq(PQgetvalue(r, 0, 0), "3");
+  PQclear(r);
+  ck_assert_int_eq(lc_db_commit(c, err), LC_OK);
+  /* a reset connection is a new server session: the names are forgotten,
+   * so the first use inside a transaction prepares again instead of failing */
+  PQreset(c);
+  ck_assert_int_eq(PQstatus(c), CONNECTION_OK);
+  ck_assert_int_eq(lc_db_begin(c, err), LC_OK);
+  ck_assert_int_eq(lc_db_exec_prepared(c, "t_plus1_tx", SQL, 1, prm, &r, err), LC_OK);
   ck_assert_str_eq(PQgetvalue(r, 0, 0), "42");
   PQclear(r);
   ck_assert_int_eq(lc_db_commit(c, err), LC_OK);
+  /* lost behind our back inside a transaction: the error is returned */
+  ck_assert_int_eq(lc_db_exec(c, "DEALLOCATE t_plus1_tx", 0, NULL, NULL, err), LC_OK);
+  ck_assert_int_eq(lc_db_begin(c, err), LC_OK);
+  ck_assert_int_ne(lc_db_exec_prepared(c, "t_plus1_tx", SQL, 1, prm, &r, err), LC_OK);
+  ck_assert_ptr_null(r);
+  lc_db_rollback(c);
+  /* and outside one it is prepared again */
+  ck_assert_int_eq(lc_db_exec_prepared(c, "t_plus1_tx", SQL, 1, prm, NULL, err), LC_OK);
   /* a real error is reported, not retried forever */
   const char *bad[1] = {"x"};
   ck_assert_int_eq(lc_db_exec_prepared(c, "t_plus1", SQL, 1, bad, &r, err), LC_ERR_DB);

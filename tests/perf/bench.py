@@ -487,12 +487,15 @@ def main():
     hello = ceiling_hello()
     rows.append(("ceiling: ulfius+GnuTLS hello JSON", hello))
     log("ceiling (b): pgbench debit.sql")
-    pgb = ceiling_pgbench()
-    rows.append(("ceiling: pgbench reserve+commit (debit.sql)", pgb))
+    pgb = ceiling_pgbench(mode="prepared")
+    rows.append(("ceiling: pgbench reserve+commit (debit.sql, prepared)", pgb))
     if os.environ.get("PERF_PGBENCH_SYNC", "1") == "1":
         log("reference: pgbench debit_sync.sql (both commits synchronous, the design before)")
         rows.append(("reference: pgbench debit_sync.sql (both commits synchronous)",
                      ceiling_pgbench(script="debit_sync.sql")))
+        log("reference: pgbench debit_notify.sql (unprepared, NOTIFY in the commit: the design before)")
+        rows.append(("reference: pgbench debit_notify.sql (unprepared, NOTIFY in the commit)",
+                     ceiling_pgbench(script="debit_notify.sql")))
     log("reference: pgbench balance.sql (W1's one SELECT, prepared)")
     rows.append(("reference: pgbench balance.sql (W1's SELECT, prepared)",
                  ceiling_pgbench(script="balance.sql", mode="prepared")))

@@ -36,10 +36,13 @@ int lc_db_exec(PGconn *conn, const char *sql, int nparams, const char *const *pa
 
 /* Like lc_db_exec for a hot statement, as a named prepared statement: the
  * first use on a connection prepares `sql` under `name` (one extra round
- * trip), later uses send only Bind/Execute (no parse/plan). Outside a
- * transaction only (a missing statement after a reconnect is re-prepared
- * and retried once, which would abort an open transaction): inside one it
- * falls back to lc_db_exec. name: a constant, unique per sql. */
+ * trip), later uses send only Bind/Execute (no parse/plan). Works inside a
+ * transaction too: the connection remembers (libpq instance data) which
+ * names its server session holds, so nothing is prepared twice; a PQreset
+ * forgets them. Outside a transaction a statement the server lost
+ * (DEALLOCATE) is prepared again and retried once; inside one, never
+ * DEALLOCATE behind its back (the error aborts the transaction).
+ * name: a constant, unique per sql. */
 int lc_db_exec_prepared(PGconn *conn, const char *name, const char *sql, int nparams,
                         const char *const *params, PGresult **res, char err[LC_ERR_LEN]);
 

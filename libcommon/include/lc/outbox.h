@@ -2,8 +2,10 @@
  *
  * A daemon writes an envelope row into its own schema's table
  *   outbox(id uuid PK, routing_key text, payload text, created_at, sent_at, attempts)
- * in the same transaction as the change it announces (and may NOTIFY
- * <channel>); the relay publishes unsent rows in created_at order to one
+ * in the same transaction as the change it announces; after its commit it
+ * rings the relay's bell (lc_outbox_ring, same process) or, from another
+ * process, NOTIFYs <channel>; otherwise the relay finds the row within
+ * poll_ms. The relay publishes unsent rows in created_at order to one
  * exchange and marks them sent only after the broker's confirm, so delivery
  * is at least once (consumers are idempotent on the envelope id).
  *
@@ -37,8 +39,20 @@
 int lc_outbox_drain(lc_db_pool *pool, lc_amqp_pub *pub, const char *exchange,
                     const char *const *drop_unroutable, int *sent, char err[LC_ERR_LEN]);
 
+/* In-process wake-up of a relay: a non-blocking self-pipe. Ringing costs
+ * one write(2) at most (rings while one is pending coalesce) and, unlike a
+ * NOTIFY inside the writing transaction, takes no database-wide lock: a
+ * transaction that NOTIFYs holds PostgreSQL's notify-queue lock from its
+ * commit until the commit is flushed, so concurrent NOTIFYing commits
+ * serialise, WAL flush included. Thread-safe; ring after the commit. */
+typedef struct lc_outbox_bell lc_outbox_bell;
+int lc_outbox_bell_new(lc_outbox_bell **out, char err[LC_ERR_LEN]);
+void lc_outbox_bell_free(lc_outbox_bell *b);
+void lc_outbox_ring(lc_outbox_bell *b);   /* NULL: nothing */
+
 typedef struct {
   lc_db_pool *pool;                     /* borrowed */
+  lc_outbox_bell *bell;                 /* borrowed; rung by the writers of this process; may be NULL */
   const char *conninfo;                 /* dedicated LISTEN connection; NULL = poll only */
   const char *channel;                  /* NOTIFY channel name ([a-z_]{1,63}); NULL = poll only */
   const char *amqp_url;
@@ -53,7 +67,7 @@ typedef struct {
 } lc_outbox_cfg;
 
 /* Thread body (arg = lc_outbox_cfg*, borrowed, must outlive the thread):
- * drains until *stop, woken by NOTIFY or every poll_ms; reopens the
+ * drains until *stop, woken by the bell, a NOTIFY or every poll_ms; reopens the
  * publisher with capped exponential backoff (100 ms .. 5 s) after broker
  * errors. Returns NULL. */
 void *lc_outbox_thread(void *arg);
