@@ -19,6 +19,10 @@ AMQP_PORT="${AMQP_PORT:-26672}"
 AMQP_DIST_PORT="${AMQP_DIST_PORT:-26673}"
 EPMD_PORT="${EPMD_PORT:-24369}"
 ANVIL_PORT="${ANVIL_PORT:-8545}"
+# Seconds between anvil's dumps of its whole state (blocks and transactions
+# included) to $STATE_DIR/anvil/state.json; it also dumps on SIGTERM. A dump
+# serialises all history and costs ~1 s of CPU per 500 MB of history.
+ANVIL_STATE_INTERVAL="${ANVIL_STATE_INTERVAL:-60}"
 S3_PORT="${S3_PORT:-24568}"
 GW_PORT="${GW_PORT:-8443}"
 AUTH_PORT="${AUTH_PORT:-21001}"

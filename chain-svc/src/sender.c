@@ -1355,7 +1355,7 @@ static int new_block(chain_ctx *ctx)
  * whether the node automines (anvil_getAutomine) and if so mines one block
  * with everything pending (evm_mine). A node without these methods disables
  * the nudge for good; with automine off (tests) nothing is mined. */
-#define NUDGE_FRESH_MS 20
+#define NUDGE_FRESH_MS 250
 
 static void mine_nudge(chain_ctx *ctx, int64_t *last_nudge)
 {
@@ -1374,7 +1374,11 @@ static void mine_nudge(chain_ctx *ctx, int64_t *last_nudge)
     return;
   }
   /* Only on a fresh answer: a stage descheduled between the two calls could
-   * otherwise mine right after someone switched automine off. */
+   * otherwise mine right after someone switched automine off. 250 ms: under
+   * W2 + W4 load the node answers in 20-200 ms, and a 20 ms bound skipped
+   * nearly every nudge (2 in 10 s), leaving the pipelined burst to
+   * one-transaction automined blocks. Tests switch automine off only while
+   * nothing is in flight, when no nudge runs. */
   if (json_is_true(res) && lc_mono_ms() - now <= NUDGE_FRESH_MS) {
     json_decref(res);
     res = NULL;
