@@ -1357,16 +1357,18 @@ static int new_block(chain_ctx *ctx)
  * the nudge for good; with automine off (tests) nothing is mined. */
 #define NUDGE_FRESH_MS 250
 
-static void mine_nudge(chain_ctx *ctx, int64_t *last_nudge)
+static void mine_nudge(chain_ctx *ctx)
 {
   static atomic_int unsupported;
+  static atomic_llong last_nudge; /* shared by the stages: one nudge per period */
   char err[LC_ERR_LEN] = "";
   json_t *res = NULL;
   int64_t now = lc_mono_ms();
+  long long last = atomic_load(&last_nudge);
 
-  if (ctx->mine_nudge_ms <= 0 || atomic_load(&unsupported) || now - *last_nudge < ctx->mine_nudge_ms)
+  if (ctx->mine_nudge_ms <= 0 || atomic_load(&unsupported) || now - last < ctx->mine_nudge_ms ||
+      !atomic_compare_exchange_strong(&last_nudge, &last, (long long)now))
     return;
-  *last_nudge = now;
   if (rpc_call(&ctx->rpc, "anvil_getAutomine", NULL, &res, NULL, err) != LC_OK) {
     if (atomic_exchange(&unsupported, 1) == 0)
       lc_log_info("sender - the node does not answer anvil_getAutomine (%s): mine nudge off", err);
@@ -1405,7 +1407,7 @@ static void *step_main(void *arg)
   const char *name = names[sa->step];
   lc_amqp_pub *pub = NULL;
   char err[LC_ERR_LEN], last[LC_ERR_LEN] = "";
-  int64_t backoff = 0, last_pass = 0, last_nudge = 0;
+  int64_t backoff = 0, last_pass = 0;
   unsigned seen = 0;
   int woke = 0;
 
@@ -1420,7 +1422,7 @@ static void *step_main(void *arg)
         continue;
       }
       if (atomic_load(&ctx->track_unmined) > 0)
-        mine_nudge(ctx, &last_nudge);
+        mine_nudge(ctx);
       if (!new_block(ctx)) {
         woke = chain_wait(ctx, wake_of[sa->step], &seen, TRACK_TICK_MS);
         continue;
@@ -1437,6 +1439,13 @@ static void *step_main(void *arg)
       rc = chain_sender_track(ctx, &n, err);
       if (n > 0)
         lc_metric_add("chain_tx_final_total", (uint64_t)n);
+      /* Also after a pass, not only while idle: under a steady stream of
+       * sends the broadcast stage wakes track again and again, the idle
+       * branch above never runs, and a stalled automine left everything
+       * sent in the last ~1 s unmined (one block of 300 transfers per
+       * second instead of one every CHAIN_MINE_NUDGE_MS). */
+      if (rc == LC_OK && atomic_load(&ctx->track_unmined) > 0)
+        mine_nudge(ctx);
     } else {
       rc = chain_sender_report(ctx, &pub, &n, err);
       if (n > 0)
