@@ -172,7 +172,7 @@ int auth_keys_verify(PGconn *c, const char *key, auth_apikey *out, char owner_ro
   if (auth_key_parse(key, prefix) != LC_OK)
     return lc_err_set(err, LC_ERR_UNAUTH, "malformed key");
   auth_key_hash(key, hash);
-  rc = lc_db_exec(c,
+  rc = lc_db_exec_prepared(c, "auth_key_verify",
                   "SELECT " KEY_COLS ", k.key_hash, u.role, u.disabled "
                   "FROM api_keys k JOIN users u ON u.id = k.owner_id WHERE k.prefix = $1",
                   1, p, &r, err);

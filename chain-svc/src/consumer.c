@@ -213,7 +213,7 @@ static int store_batch_tx(chain_ctx *ctx, PGconn *conn, struct chain_store_req *
     p[11] = max_dec;
     /* Transfer and its first attempt in one statement; a debit stored
      * meanwhile (redelivery raced us) inserts nothing and uses no nonce. */
-    if (lc_db_exec(conn,
+    if (lc_db_exec_prepared(conn, "chain_transfer_insert",
                    "WITH t AS (INSERT INTO transfers (debit_id, user_id, request_id, "
                    "from_address, to_address, cost, amount, nonce, raw_tx, tx_hash, status, tip, "
                    "max_fee) VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, 'signed', $11, $12) "
@@ -246,7 +246,7 @@ static int store_batch_tx(chain_ctx *ctx, PGconn *conn, struct chain_store_req *
     PGresult *res = NULL;
     snprintf(a, sizeof(a), "%lld", (long long)n0);
     snprintf(b, sizeof(b), "%lld", (long long)next);
-    rc = lc_db_exec(conn,
+    rc = lc_db_exec_prepared(conn, "chain_nonce_advance",
                     "UPDATE nonces SET next_nonce = $3::bigint, updated_at = now() "
                     "WHERE address = $1 AND next_nonce = $2::bigint",
                     3, p, &res, err);
@@ -373,7 +373,7 @@ static int existing_matches(PGconn *conn, const debit_msg *d, int *exists, char 
   int rc;
 
   *exists = 0;
-  rc = lc_db_exec(conn, "SELECT user_id::text, cost FROM transfers WHERE debit_id = $1", 1, p,
+  rc = lc_db_exec_prepared(conn, "chain_transfer_existing", "SELECT user_id::text, cost FROM transfers WHERE debit_id = $1", 1, p,
                   &res, err);
   if (rc != LC_OK)
     return rc;

@@ -25,7 +25,7 @@ static int wallet_select(PGconn *conn, const char *user_id, int *found, int64_t 
   int rc;
 
   *found = 0;
-  rc = lc_db_exec(conn, "SELECT idx, address FROM wallets WHERE user_id = $1", 1, p, &res, err);
+  rc = lc_db_exec_prepared(conn, "chain_wallet_of", "SELECT idx, address FROM wallets WHERE user_id = $1", 1, p, &res, err);
   if (rc != LC_OK)
     return rc;
   if (PQntuples(res) == 1) {
@@ -94,7 +94,7 @@ int chain_store_nonce_ensure(chain_ctx *ctx, PGconn *conn, char err[LC_ERR_LEN])
   int rc;
 
   p[0] = ctx->master_str;
-  rc = lc_db_exec(conn, "SELECT 1 FROM nonces WHERE address = $1", 1, p, &res, err);
+  rc = lc_db_exec_prepared(conn, "chain_nonce_exists", "SELECT 1 FROM nonces WHERE address = $1", 1, p, &res, err);
   if (rc != LC_OK)
     return rc;
   if (PQntuples(res) == 1) {
@@ -127,7 +127,7 @@ int chain_store_nonce_lock(chain_ctx *ctx, PGconn *conn, int64_t *nonce, char er
   const char *p[1] = {ctx->master_str};
   int rc;
 
-  rc = lc_db_exec(conn, "SELECT next_nonce FROM nonces WHERE address = $1 FOR UPDATE", 1, p,
+  rc = lc_db_exec_prepared(conn, "chain_nonce_lock", "SELECT next_nonce FROM nonces WHERE address = $1 FOR UPDATE", 1, p,
                   &res, err);
   if (rc != LC_OK)
     return rc;

@@ -69,10 +69,10 @@ int storage_files_get(lc_db_pool *pool, const char *user_id, const char *file_id
 
   if (file_id == NULL || !lc_uuid_valid(file_id) || !lc_uuid_valid(user_id))
     return lc_err_set(err, LC_ERR_NOTFOUND, "file not found");
-  rc = storage_db_run(pool,
-                      "SELECT " FILE_COLS " FROM storage.files WHERE id = $1::uuid "
-                      "AND user_id = $2::uuid AND debit_id IS NOT NULL",
-                      2, params, &res, err);
+  rc = storage_db_run_named(pool, "storage_file_get",
+                            "SELECT " FILE_COLS " FROM storage.files WHERE id = $1::uuid "
+                            "AND user_id = $2::uuid AND debit_id IS NOT NULL",
+                            2, params, &res, err);
   if (rc != LC_OK)
     return rc;
   if (PQntuples(res) != 1) {

@@ -8,8 +8,8 @@
 #include "lc/log.h"
 #include "lc/util.h"
 
-int storage_db_run(lc_db_pool *pool, const char *sql, int n, const char *const *params,
-                   PGresult **res, char err[LC_ERR_LEN])
+int storage_db_run_named(lc_db_pool *pool, const char *name, const char *sql, int n,
+                         const char *const *params, PGresult **res, char err[LC_ERR_LEN])
 {
   PGconn *conn = NULL;
   int rc;
@@ -17,9 +17,16 @@ int storage_db_run(lc_db_pool *pool, const char *sql, int n, const char *const *
   rc = lc_db_acquire(pool, &conn, err);
   if (rc != LC_OK)
     return rc;
-  rc = lc_db_exec(conn, sql, n, params, res, err);
+  rc = name != NULL ? lc_db_exec_prepared(conn, name, sql, n, params, res, err)
+                    : lc_db_exec(conn, sql, n, params, res, err);
   lc_db_release(pool, conn);
   return rc;
+}
+
+int storage_db_run(lc_db_pool *pool, const char *sql, int n, const char *const *params,
+                   PGresult **res, char err[LC_ERR_LEN])
+{
+  return storage_db_run_named(pool, NULL, sql, n, params, res, err);
 }
 
 /* Set once at start (before any request thread) by storage_live_start. */

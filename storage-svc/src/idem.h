@@ -25,6 +25,10 @@ typedef enum { STORAGE_IDEM_REPORT, STORAGE_IDEM_FILE } storage_idem_kind;
 /* Runs one parameterised statement on its own pooled connection (see lc_db_exec). */
 int storage_db_run(lc_db_pool *pool, const char *sql, int n, const char *const *params,
                    PGresult **res, char err[LC_ERR_LEN]);
+/* The same as the named prepared statement `name` (lc_db_exec_prepared; NULL:
+ * unprepared) - for the hot reads. */
+int storage_db_run_named(lc_db_pool *pool, const char *name, const char *sql, int n,
+                         const char *const *params, PGresult **res, char err[LC_ERR_LEN]);
 
 /* Records instance_id as the owner of the claims this process makes (called
  * by storage_live_start before the HTTP server starts). */
