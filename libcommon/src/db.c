@@ -440,8 +440,7 @@ static int prep_make(PGconn *conn, db_prep *ps, const char *name, const char *sq
   if (r == NULL || PQresultStatus(r) != PGRES_COMMAND_OK)
     return db_fail(conn, r, "lc_db_exec_prepared - prepare", err);
   PQclear(r);
-  if (!prep_known(ps, name) && ps->n < DB_PREP_MAX)
-    ps->names[ps->n++] = lc_xstrdup(name);
+  ps->names[ps->n++] = lc_xstrdup(name);
   return LC_OK;
 }
 
@@ -466,11 +465,11 @@ int lc_db_exec_prepared(PGconn *conn, const char *name, const char *sql, int npa
   idle = PQtransactionStatus(conn) == PQTRANS_IDLE;
   for (int attempt = 0;; attempt++) {
     if (!prep_known(ps, name)) {
+      if (ps->n >= DB_PREP_MAX) /* list full: this name stays unprepared */
+        return lc_db_exec(conn, sql, nparams, params, res, err);
       int rc = prep_make(conn, ps, name, sql, nparams, err);
       if (rc != LC_OK)
         return rc;
-      if (!prep_known(ps, name)) /* list full: this name stays unprepared */
-        return lc_db_exec(conn, sql, nparams, params, res, err);
     }
     PGresult *r = PQexecPrepared(conn, name, nparams, params, NULL, NULL, 0);
     ExecStatusType st = r != NULL ? PQresultStatus(r) : PGRES_FATAL_ERROR;
