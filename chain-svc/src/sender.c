@@ -2,6 +2,7 @@
  * funds parking and status events (see sender.h). */
 #include "sender.h"
 
+#include <ctype.h>
 #include <pthread.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -99,6 +100,23 @@ static int master_nonce(chain_ctx *ctx, const char *tag, int64_t *out, char err[
   return rc;
 }
 
+/* The receipt's blockHash, checked (0x + 64 hex) and lowercased into out. */
+static int block_hash_of(const json_t *rcpt, char out[67])
+{
+  const char *h = json_string_value(json_object_get(rcpt, "blockHash"));
+  if (h == NULL || strlen(h) != 66 || h[0] != '0' || (h[1] != 'x' && h[1] != 'X'))
+    return LC_ERR_PARAM;
+  out[0] = '0';
+  out[1] = 'x';
+  for (int i = 2; i < 66; i++) {
+    if (!isxdigit((unsigned char)h[i]))
+      return LC_ERR_PARAM;
+    out[i] = (char)tolower((unsigned char)h[i]);
+  }
+  out[66] = '\0';
+  return LC_OK;
+}
+
 /* Records a refused broadcast with capped exponential backoff. */
 static int set_retry(PGconn *conn, const char *debit_id, const char *why, char err[LC_ERR_LEN])
 {
@@ -116,8 +134,8 @@ static int set_retry(PGconn *conn, const char *debit_id, const char *why, char e
  * Text arrays ("{a,b,...}") of values that need no quoting (UUIDs, 0x-hex,
  * status words, decimal numbers) for one statement over many rows. */
 typedef struct {
-  char *buf[4];
-  size_t len[4], cap[4];
+  char *buf[5];
+  size_t len[5], cap[5];
   int cols, n;
 } arr_buf;
 
@@ -855,31 +873,73 @@ static int track_unmined(chain_ctx *ctx, PGconn *conn, const char *debit_id, con
 /* Receipts looked up per check (one JSON-RPC batch); a deeper rollback is
  * undone over several checks, lowest nonces first. */
 #define ROLLBACK_BATCH "1000"
+/* Recorded blocks re-checked by hash: the REORG_BLOCKS highest recorded
+ * blocks at most REORG_WINDOW below the head (one receipt each). */
+#define REORG_BLOCKS "64"
+#define REORG_WINDOW 256
 static atomic_llong rollback_last_ms;
 
-/* The node lost blocks (restart from an older state, a reorg deeper than
- * CHAIN_CONFIRMATIONS): the master's on-chain nonce is below the highest
- * final nonce + 1. Every final transfer at or above that nonce without a
- * receipt goes back to 'submitted' (its mined attempt back to 'sent') in one
- * statement; the track pass then re-broadcasts the same stored raw
- * transaction (same hash) and confirms it again. *reverted = rows reverted. */
-static int rollback_check(chain_ctx *ctx, PGconn *conn, int *reverted, char err[LC_ERR_LEN])
+/* Puts the final transfers pairs (debit_id, tx_hash) back to 'submitted' in
+ * one statement: sent_at kept, so the dropped-transaction logic re-broadcasts
+ * at once when the node lost it; reported_status 'submitted' so the
+ * confirmation is published again, with its new block; mined attempts back
+ * to sent. The track pass then confirms each again from its receipt (same
+ * stored raw transaction, same hash). why names the evidence in the log. */
+static int revert_final(chain_ctx *ctx, PGconn *conn, arr_buf *pairs, const char *why,
+                        int *reverted, char err[LC_ERR_LEN])
 {
-  PGresult *res = NULL, *ures = NULL;
+  PGresult *ures = NULL;
+  const char *q[2] = {pairs->buf[0], pairs->buf[1]};
+  int rc, i;
+
+  *reverted = 0;
+  if (pairs->n == 0)
+    return LC_OK;
+  rc = lc_db_exec(conn,
+                  "WITH v AS (SELECT * FROM unnest($1::uuid[], $2::text[]) AS v(debit_id, tx_hash)), "
+                  "u AS (UPDATE transfers t SET status = 'submitted', block_number = NULL, "
+                  "block_hash = NULL, confirmed_at = NULL, reported_status = 'submitted', "
+                  "nonce_used_seen_at = NULL, updated_at = now() FROM v "
+                  "WHERE t.debit_id = v.debit_id AND t.tx_hash = v.tx_hash "
+                  "AND t.status IN ('confirmed', 'failed') RETURNING t.debit_id, t.tx_hash, t.nonce), "
+                  "a AS (UPDATE transfer_attempts a SET outcome = 'sent' FROM u "
+                  "WHERE a.debit_id = u.debit_id AND a.tx_hash = u.tx_hash AND a.outcome = 'mined') "
+                  "SELECT debit_id, tx_hash, nonce FROM u ORDER BY nonce",
+                  2, q, &ures, err);
+  if (rc != LC_OK)
+    return rc;
+  *reverted = PQntuples(ures);
+  if (*reverted > 0) {
+    lc_log_error("Event - chain rollback detected: master %s, %s; %d transfer(s) back to "
+                 "submitted to be confirmed again (nonces %s..%s)",
+                 ctx->master_str, why, *reverted, PQgetvalue(ures, 0, 2),
+                 PQgetvalue(ures, *reverted - 1, 2));
+    for (i = 0; i < *reverted; i++)
+      lc_log_warn("Event - transfer no longer final, back to submitted debit_id=%s nonce=%s tx=%s",
+                  PQgetvalue(ures, i, 0), PQgetvalue(ures, i, 2), PQgetvalue(ures, i, 1));
+    lc_metric_add("chain_rollbacks_total", 1);
+    lc_metric_add("chain_rollback_transfers_total", (uint64_t)*reverted);
+  }
+  PQclear(ures);
+  return LC_OK;
+}
+
+/* Nonce evidence: the node lost blocks (restart from an older state, a reorg
+ * deeper than CHAIN_CONFIRMATIONS): the master's on-chain nonce is below the
+ * highest final nonce + 1. Every final transfer at or above that nonce
+ * without a receipt is reverted. */
+static int rollback_nonce(chain_ctx *ctx, PGconn *conn, int *reverted, char err[LC_ERR_LEN])
+{
+  PGresult *res = NULL;
   rpc_batch_item *items = NULL;
   arr_buf back;
-  int64_t now = lc_mono_ms(), top = -1, chain_nonce = 0;
-  long long last = atomic_load(&rollback_last_ms);
-  char cn[24];
+  int64_t top = -1, chain_nonce = 0;
+  char cn[24], why[128];
   const char *p[2] = {ctx->master_str, cn};
   int rc, i, n = 0;
 
   *reverted = 0;
   ab_init(&back, 2);
-  if (last != 0 && now - last < ROLLBACK_CHECK_MS)
-    return LC_OK;
-  if (!atomic_compare_exchange_strong(&rollback_last_ms, &last, (long long)now))
-    return LC_OK; /* another thread checks now */
   rc = lc_db_exec(conn,
                   "SELECT max(nonce) FROM transfers WHERE from_address = $1 "
                   "AND status IN ('confirmed', 'failed')",
@@ -922,48 +982,145 @@ static int rollback_check(chain_ctx *ctx, PGconn *conn, int *reverted, char err[
     if (!json_is_object(items[i].result))
       ab_add(&back, v);
   }
-  if (back.n == 0)
-    goto out;
-  {
-    /* One statement: transfers back to submitted (sent_at kept, so the
-     * dropped-transaction logic re-broadcasts at once; reported_status
-     * 'submitted' so the confirmation is published again, with its new
-     * block), their mined attempts back to sent. */
-    const char *q[2] = {back.buf[0], back.buf[1]};
-    rc = lc_db_exec(conn,
-                    "WITH v AS (SELECT * FROM unnest($1::uuid[], $2::text[]) AS v(debit_id, tx_hash)), "
-                    "u AS (UPDATE transfers t SET status = 'submitted', block_number = NULL, "
-                    "confirmed_at = NULL, reported_status = 'submitted', "
-                    "nonce_used_seen_at = NULL, updated_at = now() FROM v "
-                    "WHERE t.debit_id = v.debit_id AND t.tx_hash = v.tx_hash "
-                    "AND t.status IN ('confirmed', 'failed') RETURNING t.debit_id, t.tx_hash, t.nonce), "
-                    "a AS (UPDATE transfer_attempts a SET outcome = 'sent' FROM u "
-                    "WHERE a.debit_id = u.debit_id AND a.tx_hash = u.tx_hash AND a.outcome = 'mined') "
-                    "SELECT debit_id, tx_hash, nonce FROM u ORDER BY nonce",
-                    2, q, &ures, err);
-    if (rc != LC_OK)
-      goto out;
-  }
-  *reverted = PQntuples(ures);
-  if (*reverted > 0) {
-    lc_log_error("Event - chain rollback detected: master %s on-chain nonce %lld, highest final "
-                 "nonce %lld; %d transfer(s) without a receipt back to submitted (nonces %s..%s)",
-                 ctx->master_str, (long long)chain_nonce, (long long)top, *reverted,
-                 PQgetvalue(ures, 0, 2), PQgetvalue(ures, *reverted - 1, 2));
-    for (i = 0; i < *reverted; i++)
-      lc_log_warn("Event - transfer no longer on chain, back to submitted debit_id=%s nonce=%s tx=%s",
-                  PQgetvalue(ures, i, 0), PQgetvalue(ures, i, 2), PQgetvalue(ures, i, 1));
-    lc_metric_add("chain_rollbacks_total", 1);
-    lc_metric_add("chain_rollback_transfers_total", (uint64_t)*reverted);
-  }
+  snprintf(why, sizeof(why), "on-chain nonce %lld, highest final nonce %lld, no receipts",
+           (long long)chain_nonce, (long long)top);
+  rc = revert_final(ctx, conn, &back, why, reverted, err);
 out:
   if (items != NULL) {
     rpc_batch_free(items, (size_t)n);
     free(items);
   }
   ab_free(&back);
-  PQclear(ures);
   PQclear(res);
+  return rc;
+}
+
+/* Block-hash evidence: a reorg, or a node that re-mined reverted
+ * transactions, moves a transfer to another block while the master's nonce
+ * never falls behind. For each of the highest recorded blocks near the head,
+ * one transfer's receipt is compared with the recorded (number, hash): a
+ * block hash commits to its transactions, so one match vouches for every
+ * transfer recorded in that block. A recorded block above the head, a
+ * missing receipt or another block reverts every transfer of that block. */
+static int rollback_blocks(chain_ctx *ctx, PGconn *conn, int *reverted, char err[LC_ERR_LEN])
+{
+  PGresult *res = NULL, *tres = NULL;
+  rpc_batch_item *items = NULL;
+  json_t *bn = NULL;
+  arr_buf gone, back;
+  uint64_t head = 0;
+  char lo[24], why[160] = "";
+  const char *p[2] = {ctx->master_str, lo};
+  int rc, i, n = 0;
+
+  *reverted = 0;
+  ab_init(&gone, 2);
+  ab_init(&back, 2);
+  rc = rpc_call(&ctx->rpc, "eth_blockNumber", NULL, &bn, NULL, err);
+  if (rc != LC_OK)
+    goto out;
+  if (rpc_quantity_u64(bn, &head) != LC_OK || head > (uint64_t)INT64_MAX) {
+    rc = lc_err_set(err, LC_ERR_IO, "rollback check - bad eth_blockNumber");
+    goto out;
+  }
+  snprintf(lo, sizeof(lo), "%llu",
+           (unsigned long long)(head > REORG_WINDOW ? head - REORG_WINDOW : 0));
+  rc = lc_db_exec_prepared(conn, "chain_reorg_blocks",
+                           "SELECT DISTINCT ON (block_number, block_hash) block_number, "
+                           "block_hash, tx_hash FROM transfers WHERE from_address = $1 "
+                           "AND block_hash IS NOT NULL AND block_number >= $2::bigint "
+                           "AND status IN ('confirmed', 'failed') "
+                           "ORDER BY block_number DESC, block_hash, tx_hash LIMIT " REORG_BLOCKS,
+                           2, p, &res, err);
+  if (rc != LC_OK)
+    goto out;
+  n = PQntuples(res);
+  if (n == 0)
+    goto out;
+  items = lc_xcalloc((size_t)n, sizeof(rpc_batch_item));
+  for (i = 0; i < n; i++) {
+    items[i].method = "eth_getTransactionReceipt";
+    items[i].params = json_pack("[s]", PQgetvalue(res, i, 2));
+  }
+  rc = rpc_batch(&ctx->rpc, items, (size_t)n, err);
+  if (rc != LC_OK)
+    goto out;
+  for (i = 0; i < n; i++) {
+    const char *v[2] = {PQgetvalue(res, i, 0), PQgetvalue(res, i, 1)};
+    const char *h;
+    uint64_t rb = 0;
+    int64_t recorded = 0;
+
+    if (items[i].rc != LC_OK) {
+      rc = lc_err_set(err, items[i].rc == LC_ERR_UNPROCESSABLE ? LC_ERR_IO : items[i].rc,
+                      "rollback check - eth_getTransactionReceipt: %.200s", items[i].err);
+      goto out;
+    }
+    row_i64(res, i, 0, &recorded);
+    if (json_is_object(items[i].result)) {
+      h = json_string_value(json_object_get(items[i].result, "blockHash"));
+      if (rpc_quantity_u64(json_object_get(items[i].result, "blockNumber"), &rb) != LC_OK ||
+          h == NULL)
+        continue; /* pending receipt shape: next check */
+      if (rb == (uint64_t)recorded && strcasecmp(h, v[1]) == 0)
+        continue;
+    }
+    if (why[0] == '\0')
+      snprintf(why, sizeof(why), "recorded block %s (%.18s...) %s", v[0], v[1],
+               (uint64_t)recorded > head ? "is above the head"
+               : json_is_object(items[i].result) ? "no longer holds its transfers"
+                                                  : "lost its transfers");
+    ab_add(&gone, v);
+  }
+  if (gone.n == 0)
+    goto out;
+  {
+    const char *q[3] = {ctx->master_str, gone.buf[0], gone.buf[1]};
+    rc = lc_db_exec(conn,
+                    "SELECT t.debit_id, t.tx_hash FROM transfers t "
+                    "JOIN unnest($2::bigint[], $3::text[]) AS b(n, h) "
+                    "ON t.block_number = b.n AND t.block_hash = b.h "
+                    "WHERE t.from_address = $1 AND t.status IN ('confirmed', 'failed')",
+                    3, q, &tres, err);
+    if (rc != LC_OK)
+      goto out;
+  }
+  for (i = 0; i < PQntuples(tres); i++) {
+    const char *v[2] = {PQgetvalue(tres, i, 0), PQgetvalue(tres, i, 1)};
+    ab_add(&back, v);
+  }
+  rc = revert_final(ctx, conn, &back, why, reverted, err);
+out:
+  if (items != NULL) {
+    rpc_batch_free(items, (size_t)n);
+    free(items);
+  }
+  ab_free(&gone);
+  ab_free(&back);
+  json_decref(bn);
+  PQclear(tres);
+  PQclear(res);
+  return rc;
+}
+
+/* Both rollback checks, at most every ROLLBACK_CHECK_MS per process.
+ * *reverted = transfers put back to submitted. */
+static int rollback_check(chain_ctx *ctx, PGconn *conn, int *reverted, char err[LC_ERR_LEN])
+{
+  int64_t now = lc_mono_ms();
+  long long last = atomic_load(&rollback_last_ms);
+  int rc, more = 0;
+
+  *reverted = 0;
+  if (last != 0 && now - last < ROLLBACK_CHECK_MS)
+    return LC_OK;
+  if (!atomic_compare_exchange_strong(&rollback_last_ms, &last, (long long)now))
+    return LC_OK; /* another thread checks now */
+  rc = rollback_nonce(ctx, conn, reverted, err);
+  if (rc != LC_OK)
+    return rc;
+  rc = rollback_blocks(ctx, conn, &more, err);
+  *reverted += more;
   return rc;
 }
 
@@ -986,7 +1143,7 @@ int chain_sender_track(chain_ctx *ctx, int *done, char err[LC_ERR_LEN])
                       : ctx->dropped_after_s;
 
   *done = 0;
-  ab_init(&fin, 4);
+  ab_init(&fin, 5);
   rc = lc_db_acquire(ctx->db, &conn, err);
   if (rc != LC_OK)
     return rc;
@@ -1053,7 +1210,7 @@ int chain_sender_track(chain_ctx *ctx, int *done, char err[LC_ERR_LEN])
     const char *hash = PQgetvalue(rows, i, 1);
     json_t *rcpt = items[k].result;
     uint64_t block = 0, st = 0;
-    char blk[24];
+    char blk[24], bhash[67];
 
     if (items[k].rc != LC_OK) {
       rc = lc_err_set(err, items[k].rc == LC_ERR_UNPROCESSABLE ? LC_ERR_IO : items[k].rc,
@@ -1065,14 +1222,15 @@ int chain_sender_track(chain_ctx *ctx, int *done, char err[LC_ERR_LEN])
       continue;
     }
     if (rpc_quantity_u64(json_object_get(rcpt, "blockNumber"), &block) != LC_OK ||
-        rpc_quantity_u64(json_object_get(rcpt, "status"), &st) != LC_OK)
+        rpc_quantity_u64(json_object_get(rcpt, "status"), &st) != LC_OK ||
+        block_hash_of(rcpt, bhash) != LC_OK)
       continue; /* pending receipt shape: try next pass */
     if (latest < block ||
         latest - block + 1 < (uint64_t)(ctx->confirmations > 0 ? ctx->confirmations : 1))
       continue;
     snprintf(blk, sizeof(blk), "%llu", (unsigned long long)block);
     {
-      const char *v[4] = {debit_id, hash, st == 1 ? "confirmed" : "failed", blk};
+      const char *v[5] = {debit_id, hash, st == 1 ? "confirmed" : "failed", blk, bhash};
       LC_FAILPOINT("chain.receipt.before_mark"); /* marked in one batch below */
       ab_add(&fin, v);
     }
@@ -1080,11 +1238,12 @@ int chain_sender_track(chain_ctx *ctx, int *done, char err[LC_ERR_LEN])
   if (fin.n > 0) {
     /* Every final row in one statement (confirmed/failed with the mined attempt; the others superseded). */
     PGresult *fres = NULL;
-    const char *fp[4] = {fin.buf[0], fin.buf[1], fin.buf[2], fin.buf[3]};
+    const char *fp[5] = {fin.buf[0], fin.buf[1], fin.buf[2], fin.buf[3], fin.buf[4]};
     rc = lc_db_exec(conn,
                     "WITH v AS (SELECT * FROM unnest($1::uuid[], $2::text[], $3::text[], "
-                    "$4::bigint[]) AS v(debit_id, tx_hash, st, blk)), "
+                    "$4::bigint[], $5::text[]) AS v(debit_id, tx_hash, st, blk, bh)), "
                     "u AS (UPDATE transfers t SET status = v.st, block_number = v.blk, "
+                    "block_hash = v.bh, "
                     "confirmed_at = now(), updated_at = now(), last_error = NULL FROM v "
                     "WHERE t.debit_id = v.debit_id AND t.tx_hash = v.tx_hash "
                     "AND t.status = 'submitted' RETURNING t.debit_id, t.tx_hash, t.status, "
@@ -1093,7 +1252,7 @@ int chain_sender_track(chain_ctx *ctx, int *done, char err[LC_ERR_LEN])
                     "THEN 'mined' ELSE 'superseded' END FROM u WHERE a.debit_id = u.debit_id "
                     "AND (a.tx_hash = u.tx_hash OR a.outcome IN ('signed', 'sent'))) "
                     "SELECT debit_id, tx_hash, status, block_number FROM u",
-                    4, fp, &fres, err);
+                    5, fp, &fres, err);
     if (rc != LC_OK) {
       PQclear(fres);
       goto out;

@@ -480,6 +480,76 @@ def test_rollback(uid):
           rows[:2])
 
 
+def test_reinclusion(uid):
+    """A reorg that keeps the transactions: the blocks holding confirmed
+    transfers are replaced by others (evm_revert, two empty blocks, the same
+    signed transactions sent again and mined in one later block), so the
+    master's nonce never falls behind. chain-svc must notice by the recorded
+    block hash and record each transfer at the block that holds it now."""
+    before = gauge(metrics(), "chain_rollbacks_total") or 0
+    snap = rpc("evm_snapshot", [])
+    ds = debits(uid, 4, workers=2)
+    t = wait_status(ds, {"confirmed"}, 60)
+    ok = check("re-inclusion: 4 debits confirmed before the reorg",
+               len(t) == 4 and all(v[0] == "confirmed" for v in t.values()), t)
+    if not ok:
+        return
+    arr = "{" + ",".join(ds) + "}"
+    raws = [r[0] for r in sql("SELECT raw_tx FROM chain.transfers WHERE debit_id = ANY(:'p1'::uuid[]) "
+                              "ORDER BY nonce", arr)]
+    old = {r[0]: (int(r[1]), r[2]) for r in sql(
+        "SELECT debit_id, block_number, block_hash FROM chain.transfers "
+        "WHERE debit_id = ANY(:'p1'::uuid[])", arr)}
+    check("re-inclusion: block number and block hash recorded from the receipts",
+          all(h and rpc("eth_getTransactionReceipt", [t[d][1]])["blockHash"] == h
+              for d, (_, h) in old.items()), old)
+    automine(False)
+    try:
+        check("re-inclusion: evm_revert to the snapshot", rpc("evm_revert", [snap]) is True)
+        rpc("evm_mine", [])
+        rpc("evm_mine", [])
+        for raw in raws:
+            rpc("eth_sendRawTransaction", [raw])
+        rpc("evm_mine", [])
+    finally:
+        automine(True)
+    rc = {d: rpc("eth_getTransactionReceipt", [t[d][1]]) for d in ds}
+    check("re-inclusion: the same transactions are on chain again, in other blocks",
+          all(r is not None and (int(r["blockNumber"], 16), r["blockHash"]) != old[d]
+              for d, r in rc.items()))
+    want = {d: (int(r["blockNumber"], 16), r["blockHash"]) for d, r in rc.items() if r}
+    deadline = time.monotonic() + 30
+    now = {}
+    while time.monotonic() < deadline:
+        now = {r[0]: (r[1], int(r[2] or -1), r[3]) for r in sql(
+            "SELECT debit_id, status, block_number, block_hash FROM chain.transfers "
+            "WHERE debit_id = ANY(:'p1'::uuid[])", arr)}
+        if len(now) == 4 and all(v[0] == "confirmed" and (v[1], v[2]) == want.get(d)
+                                 for d, v in now.items()):
+            break
+        time.sleep(0.3)
+    check("re-inclusion: every transfer confirmed again at the block that holds it now",
+          len(now) == 4 and all(v[0] == "confirmed" and (v[1], v[2]) == want.get(d)
+                                for d, v in now.items()), (now, want))
+    check("re-inclusion: same hashes, one attempt each, nothing re-signed",
+          transfers(ds) == {d: ("confirmed", t[d][1], t[d][2]) for d in ds}
+          and sql1("SELECT count(*) FROM chain.transfer_attempts WHERE debit_id = ANY(:'p1'::uuid[])",
+                   arr) == "4")
+    check("re-inclusion: chain_rollbacks_total counted it",
+          (gauge(metrics(), "chain_rollbacks_total") or 0) >= before + 1)
+    deadline = time.monotonic() + 30
+    rows = []
+    while time.monotonic() < deadline:
+        rows = [r for r in (audit_rows(ADMIN[0], uid) or []) if r.get("debit_id") in want]
+        if len(rows) == 4 and all(r.get("block_number") == want[r["debit_id"]][0] for r in rows):
+            break
+        time.sleep(0.5)
+    check("re-inclusion: the audit log shows the new block of each transfer",
+          len(rows) == 4 and all(r.get("chain_status") == "confirmed"
+                                 and r.get("block_number") == want[r["debit_id"]][0] for r in rows),
+          rows[:2])
+
+
 def test_low_funds(uid):
     eth_before = rpc("eth_getBalance", [MASTER, "latest"])
     token = os.environ.get("CHAIN_TOKEN_ADDRESS")
@@ -750,6 +820,8 @@ def main():
         reconcile_ok("the dropped transaction", since)
         test_rollback(uid)
         reconcile_ok("the chain rollback", since)
+        test_reinclusion(uid)
+        reconcile_ok("the re-inclusion in other blocks", since)
         test_low_funds(uid)
         reconcile_ok("parking on low funds", since)
         test_node_outage(uid)
