@@ -876,7 +876,7 @@ static int track_unmined(chain_ctx *ctx, PGconn *conn, const char *debit_id, con
 /* Recorded blocks re-checked by hash: the REORG_BLOCKS highest recorded
  * blocks at most REORG_WINDOW below the head (one receipt each). */
 #define REORG_BLOCKS "64"
-#define REORG_WINDOW 256
+#define REORG_WINDOW 64
 static atomic_llong rollback_last_ms;
 
 /* Puts the final transfers pairs (debit_id, tx_hash) back to 'submitted' in
