@@ -413,7 +413,10 @@ def chain_drain(t_start, timeout=120):
         " USING (debit_id) WHERE a.status = 'committed' AND a.ts >= to_timestamp(%f)"
         " AND t.confirmed_at IS NOT NULL ORDER BY 1" % t_start).split()]
     span = float(span) or 1.0
-    return {"rps": int(c) / span, "p50": pct(lat, .5), "p99": pct(lat, .99), "max": lat[-1] if lat else 0,
+    blocks = int(psql(
+        "SELECT count(DISTINCT t.block_number) FROM credit.audit a JOIN chain.transfers t USING (debit_id)"
+        " WHERE a.status = 'committed' AND a.ts >= to_timestamp(%f)" % t_start) or 0)
+    return {"blocks": blocks, "rps": int(c) / span, "p50": pct(lat, .5), "p99": pct(lat, .99), "max": lat[-1] if lat else 0,
             "errors": int(n) - int(c), "n": int(c), "daemons": s.cols(), "hwm": s.hwm, "debits": int(n)}
 
 
@@ -428,6 +431,9 @@ def ceiling_node(n=2000, batch=50):
         j = json.loads(r.stdout.strip().splitlines()[-1])
     except (ValueError, IndexError):
         j = {"tx_per_s": 0, "confirmed": 0}
+    if j.get("confirmed", 0) < n:
+        log("node ceiling: %d of %d confirmed; the tool said: %s" % (
+            j.get("confirmed", 0), n, " | ".join(r.stderr.strip().splitlines()[-4:])))
     return {"rps": j.get("tx_per_s", 0), "p50": j.get("p50_ms"), "p99": j.get("p99_ms"), "max": j.get("max_ms", 0),
             "errors": n - j.get("confirmed", 0), "n": j.get("confirmed", 0), "daemons": s.cols(), "hwm": s.hwm}
 
@@ -581,6 +587,14 @@ def main():
                " − credit.audit.ts of the committed row. AMQP: %d sequential publishes, each waiting for its"
                " confirm (as lc_amqp_publish does), into a quorum queue; p50 = mean per publish." %
                (w4["debits"], w4["n"], amqp["n"]))
+    blk = ["%s: %d transfers in %d blocks (%.1f per block)" % (name.split(":")[0], r["n"], r["blocks"],
+                                                              r["n"] / r["blocks"])
+           for name, r in rows if r.get("blocks")]
+    if blk:
+        out.append("")
+        out.append("Blocks holding W4's transfers (anvil automines a block per arriving transaction while it"
+                   " keeps up, so a block's cost, mostly its state root, is paid per few transfers): "
+                   + "; ".join(blk) + ".")
     if RATE_FRACTION > 0:
         out.append("")
         out.append("Fixed-rate rows: wrk paced open-loop by wrk_common.lua (PERF_RATE: each wrk thread sends on a"
