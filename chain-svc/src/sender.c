@@ -924,6 +924,31 @@ static int revert_final(chain_ctx *ctx, PGconn *conn, arr_buf *pairs, const char
   return LC_OK;
 }
 
+/* Receipts of the tx hashes in column col of every row of res, in one
+ * JSON-RPC batch; *out (new, n = PQntuples(res) items, set also on error:
+ * free with rpc_batch_free + free) has a result (object or JSON null) for
+ * every row on LC_OK. */
+static int receipts_batch(chain_ctx *ctx, const PGresult *res, int col, rpc_batch_item **out,
+                          char err[LC_ERR_LEN])
+{
+  int n = PQntuples(res), i, rc;
+  rpc_batch_item *items = lc_xcalloc((size_t)n, sizeof(rpc_batch_item));
+
+  *out = items;
+  for (i = 0; i < n; i++) {
+    items[i].method = "eth_getTransactionReceipt";
+    items[i].params = json_pack("[s]", PQgetvalue(res, i, col));
+  }
+  rc = rpc_batch(&ctx->rpc, items, (size_t)n, err);
+  if (rc != LC_OK)
+    return rc;
+  for (i = 0; i < n; i++)
+    if (items[i].rc != LC_OK)
+      return lc_err_set(err, items[i].rc == LC_ERR_UNPROCESSABLE ? LC_ERR_IO : items[i].rc,
+                        "rollback check - eth_getTransactionReceipt: %.200s", items[i].err);
+  return LC_OK;
+}
+
 /* Nonce evidence: the node lost blocks (restart from an older state, a reorg
  * deeper than CHAIN_CONFIRMATIONS): the master's on-chain nonce is below the
  * highest final nonce + 1. Every final transfer at or above that nonce
@@ -964,21 +989,11 @@ static int rollback_nonce(chain_ctx *ctx, PGconn *conn, int *reverted, char err[
   n = PQntuples(res);
   if (n == 0)
     goto out;
-  items = lc_xcalloc((size_t)n, sizeof(rpc_batch_item));
-  for (i = 0; i < n; i++) {
-    items[i].method = "eth_getTransactionReceipt";
-    items[i].params = json_pack("[s]", PQgetvalue(res, i, 1));
-  }
-  rc = rpc_batch(&ctx->rpc, items, (size_t)n, err);
+  rc = receipts_batch(ctx, res, 1, &items, err);
   if (rc != LC_OK)
     goto out;
   for (i = 0; i < n; i++) {
     const char *v[2] = {PQgetvalue(res, i, 0), PQgetvalue(res, i, 1)};
-    if (items[i].rc != LC_OK) {
-      rc = lc_err_set(err, items[i].rc == LC_ERR_UNPROCESSABLE ? LC_ERR_IO : items[i].rc,
-                      "rollback check - eth_getTransactionReceipt: %.200s", items[i].err);
-      goto out;
-    }
     if (!json_is_object(items[i].result))
       ab_add(&back, v);
   }
@@ -1037,12 +1052,7 @@ static int rollback_blocks(chain_ctx *ctx, PGconn *conn, int *reverted, char err
   n = PQntuples(res);
   if (n == 0)
     goto out;
-  items = lc_xcalloc((size_t)n, sizeof(rpc_batch_item));
-  for (i = 0; i < n; i++) {
-    items[i].method = "eth_getTransactionReceipt";
-    items[i].params = json_pack("[s]", PQgetvalue(res, i, 2));
-  }
-  rc = rpc_batch(&ctx->rpc, items, (size_t)n, err);
+  rc = receipts_batch(ctx, res, 2, &items, err);
   if (rc != LC_OK)
     goto out;
   for (i = 0; i < n; i++) {
@@ -1051,11 +1061,6 @@ static int rollback_blocks(chain_ctx *ctx, PGconn *conn, int *reverted, char err
     uint64_t rb = 0;
     int64_t recorded = 0;
 
-    if (items[i].rc != LC_OK) {
-      rc = lc_err_set(err, items[i].rc == LC_ERR_UNPROCESSABLE ? LC_ERR_IO : items[i].rc,
-                      "rollback check - eth_getTransactionReceipt: %.200s", items[i].err);
-      goto out;
-    }
     row_i64(res, i, 0, &recorded);
     if (json_is_object(items[i].result)) {
       h = json_string_value(json_object_get(items[i].result, "blockHash"));
