@@ -171,7 +171,7 @@ static void ab_clear(arr_buf *b)
 
 static void ab_free(arr_buf *b)
 {
-  for (int c = 0; c < 4; c++)
+  for (int c = 0; c < (int)(sizeof(b->buf) / sizeof(b->buf[0])); c++)
     free(b->buf[c]);
   memset(b, 0, sizeof(*b));
 }
