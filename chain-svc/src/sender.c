@@ -2,7 +2,6 @@
  * funds parking and status events (see sender.h). */
 #include "sender.h"
 
-#include <ctype.h>
 #include <pthread.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -100,20 +99,19 @@ static int master_nonce(chain_ctx *ctx, const char *tag, int64_t *out, char err[
   return rc;
 }
 
-/* The receipt's blockHash, checked (0x + 64 hex) and lowercased into out. */
+/* The receipt's blockHash, checked (0x + 32 bytes of hex) and lowercased into out. */
 static int block_hash_of(const json_t *rcpt, char out[67])
 {
   const char *h = json_string_value(json_object_get(rcpt, "blockHash"));
-  if (h == NULL || strlen(h) != 66 || h[0] != '0' || (h[1] != 'x' && h[1] != 'X'))
+  uint8_t b[32];
+  size_t n = 0;
+
+  if (h == NULL || strncmp(h, "0x", 2) != 0 || lc_hex_decode(h, b, sizeof(b), &n) != LC_OK ||
+      n != sizeof(b))
     return LC_ERR_PARAM;
   out[0] = '0';
   out[1] = 'x';
-  for (int i = 2; i < 66; i++) {
-    if (!isxdigit((unsigned char)h[i]))
-      return LC_ERR_PARAM;
-    out[i] = (char)tolower((unsigned char)h[i]);
-  }
-  out[66] = '\0';
+  lc_hex_encode(b, sizeof(b), out + 2);
   return LC_OK;
 }
 
